@@ -1,0 +1,25 @@
+"""Errors a user can cause and fix.
+
+Every problem that comes from input (a file, a column, a flag, a URL) raises a
+:class:`SeqembError` whose message is one line that says what is wrong and where:
+the source, the column and the first bad row when there is one. The CLI prints
+that line and exits non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SeqembError(Exception):
+    """Base class for errors caused by input the user controls."""
+
+
+class DataError(SeqembError):
+    """An input table is missing, malformed or empty."""
+
+
+class ConfigError(SeqembError):
+    """A configuration value or command-line flag is invalid."""
+
+
+class NotFoundError(SeqembError):
+    """A key, model directory or run the user asked for does not exist."""

@@ -1,0 +1,51 @@
+"""Where seqemb keeps its files and which torch device it computes on.
+
+``SEQEMB_HOME`` (default ``~/.seqemb``) holds the SQLite store and the model
+directories; ``SEQEMB_DB_URL`` points the store at any SQLAlchemy URL instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from embeddings.errors import ConfigError
+
+
+def seqemb_home() -> Path:
+    """The directory for the default store and saved models (created on demand)."""
+    home = Path(os.environ.get("SEQEMB_HOME", Path.home() / ".seqemb")).expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def default_db_url() -> str:
+    """``SEQEMB_DB_URL`` when set, else a SQLite file inside :func:`seqemb_home`."""
+    url = os.environ.get("SEQEMB_DB_URL")
+    if url:
+        return url
+    return f"sqlite:///{seqemb_home() / 'seqemb.sqlite'}"
+
+
+def models_dir() -> Path:
+    """The directory under :func:`seqemb_home` where trained models are saved."""
+    path = seqemb_home() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Map ``"auto"`` to CUDA when a GPU is visible, else CPU; validate anything else."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"device {device!r} is not a torch device (use auto, cpu or cuda)") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for CUDA but no GPU is visible; use --device cpu")
+    return resolved
