@@ -1,0 +1,109 @@
+"""Read a table from a file, a database or memory into a polars DataFrame.
+
+A source is one of:
+
+- a path to CSV (``.csv``, ``.tsv``, ``.csv.gz``, ``.tsv.gz``) or Parquet (``.parquet``, ``.pq``);
+- a SQLAlchemy URL (anything containing ``://``) with ``table=`` (a table reflected through
+  SQLAlchemy, so its name is quoted by the dialect) or ``query=`` (the caller's own SQL text);
+- a ``pl.DataFrame``, passed through unchanged.
+
+Every failure the user can fix raises a one-line :class:`DataError` (or :class:`ConfigError`
+for a wrong combination of arguments) that names the source. Passwords in URLs never appear
+in messages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import sqlalchemy as sa
+
+from embeddings.errors import ConfigError, DataError
+
+Source = str | Path | pl.DataFrame
+
+_CSV_SEPARATORS = {".csv": ",", ".csv.gz": ",", ".tsv": "\t", ".tsv.gz": "\t"}
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+# Rows polars looks at to choose CSV column types; a later row of another type fails loudly.
+_CSV_INFER_ROWS = 10_000
+
+
+def _is_url(source: Source) -> bool:
+    return isinstance(source, str) and "://" in source
+
+
+def describe_source(source: Source, *, table: str | None = None, query: str | None = None) -> str:
+    """How error messages name ``source``: the path, the URL (password hidden) and table, or ``dataframe``."""
+    if isinstance(source, pl.DataFrame):
+        return "dataframe"
+    if _is_url(source):
+        try:
+            url = sa.make_url(source).render_as_string(hide_password=True)
+        except sa.exc.ArgumentError:
+            url = "database URL"
+        return f"{url} table {table!r}" if table is not None else f"{url} query"
+    return str(source)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def read_table(source: Source, *, table: str | None = None, query: str | None = None) -> pl.DataFrame:
+    """Read ``source`` whole into a DataFrame, column types as the reader infers them."""
+    name = describe_source(source, table=table, query=query)
+    if isinstance(source, pl.DataFrame):
+        if table is not None or query is not None:
+            raise ConfigError("table= and query= apply to database URLs, not to a dataframe")
+        return source
+    if _is_url(source):
+        if (table is None) == (query is None):
+            raise ConfigError(f"{name}: give exactly one of table= or query= for a database URL")
+        return _read_database(str(source), name, table=table, query=query)
+    if table is not None or query is not None:
+        raise ConfigError(f"{name}: table= and query= apply to database URLs, not to files")
+    return _read_file(Path(source), name)
+
+
+def _read_file(path: Path, name: str) -> pl.DataFrame:
+    lower = path.name.lower()
+    separator = next((sep for suffix, sep in _CSV_SEPARATORS.items() if lower.endswith(suffix)), None)
+    if separator is None and not lower.endswith(_PARQUET_SUFFIXES):
+        raise DataError(f"{name}: unknown file type; expected .csv, .tsv, .csv.gz, .tsv.gz, .parquet or .pq")
+    if not path.is_file():
+        raise DataError(f"{name}: file not found")
+    try:
+        if separator is None:
+            return pl.read_parquet(path)
+        return pl.read_csv(path, separator=separator, infer_schema_length=_CSV_INFER_ROWS, raise_if_empty=False)
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{name}: cannot read file: {_first_line(e)}") from None
+
+
+def _read_database(url: str, name: str, *, table: str | None, query: str | None) -> pl.DataFrame:
+    try:
+        parsed = sa.make_url(url)
+        engine = sa.create_engine(parsed)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as e:
+        raise DataError(f"{name}: invalid database URL: {_first_line(e)}") from None
+    # SQLite creates a missing database file on connect; a typo must not leave an empty one behind.
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:"):
+        if not database.startswith("file:") and not Path(database).is_file():
+            raise DataError(f"{name}: database file not found")
+    try:
+        with engine.connect() as conn:
+            if table is not None:
+                try:
+                    statement = sa.select(sa.Table(table, sa.MetaData(), autoload_with=conn))
+                except sa.exc.NoSuchTableError:
+                    raise DataError(f"{name}: no such table") from None
+            else:
+                statement = sa.text(query)
+            return pl.read_database(statement, conn, infer_schema_length=None)
+    except (sa.exc.SQLAlchemyError, pl.exceptions.PolarsError) as e:
+        raise DataError(f"{name}: {_first_line(e)}") from None
+    finally:
+        engine.dispose()
