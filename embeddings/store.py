@@ -1,0 +1,632 @@
+"""The store: runs, input data and job outputs in one SQL database (SQLAlchemy 2 Core).
+
+``Store(url)`` opens any SQLAlchemy URL; without one it opens
+:func:`embeddings.settings.default_db_url` (``SEQEMB_DB_URL``, else a SQLite file in
+``SEQEMB_HOME``). SQLite is the embedded default (WAL journal, foreign keys on, parent
+directories created); PostgreSQL is the production target. The tables are in
+:mod:`embeddings.store_schema`; only those tables are reachable, and no SQL is ever built from
+a user's string: names are looked up among the known tables and columns, values are bound.
+
+Writes are idempotent and resumable. :meth:`Store.write` checks the whole frame first (columns,
+types, nulls, lengths, allowed values, repeated keys, references to runs), then writes it in
+chunks of ``chunk_size`` rows, each chunk in its own transaction, with
+``INSERT ... ON CONFLICT (primary key) DO NOTHING`` (or ``DO UPDATE``). A job killed between
+or inside chunks loses at most its open chunk; running it again writes exactly the missing rows.
+
+Frames in and out are polars. Column types map to ``String`` (ids and text; integer ids are
+written as their decimal text), ``Int64``, ``Float64``, ``Boolean``, ``Datetime("us")``
+(timezone-naive UTC; aware input is converted) and, for JSON columns, struct/list columns on
+the way in and JSON text (``String``; decode with ``pl.col(c).str.json_decode()``) on the way out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    func,
+    insert,
+    make_url,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import ColumnElement, Select
+
+from embeddings.errors import ConfigError, DataError, NotFoundError
+from embeddings.settings import default_db_url
+from embeddings.store_schema import metadata, utcnow
+from embeddings.store_schema import runs as runs_table
+
+OnConflict = Literal["ignore", "update"]
+
+# Dialects with INSERT ... ON CONFLICT; others take the look-up-then-write path.
+_UPSERT_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+@dataclasses.dataclass
+class RunHandle:
+    """The run open inside ``with store.run(kind, config) as run``.
+
+    ``run.id`` is the run id; ``run.log_metrics({...})`` merges metrics into the stored run
+    at once; ``run.artifact_path = path`` is recorded when the block ends.
+    """
+
+    store: Store = dataclasses.field(repr=False)
+    id: str
+    artifact_path: str | Path | None = None
+
+    def log_metrics(self, metrics: Mapping[str, Any]) -> None:
+        """Merge ``metrics`` into the run's stored metrics (later values win)."""
+        self.store.log_metrics(self.id, metrics)
+
+
+class Store:
+    """Runs, input tables and outputs in one database; frames in and out are polars.
+
+    ``Store(url=None)`` connects and creates missing tables. ``url`` is any SQLAlchemy URL;
+    ``None`` means :func:`embeddings.settings.default_db_url`.
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        self.engine: Engine = _make_engine(url or default_db_url())
+        self._upsert_insert = _UPSERT_INSERTS.get(self.engine.dialect.name)
+        self.create()
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def create(self) -> None:
+        """Create the tables that do not exist yet (idempotent; existing tables are left as they are)."""
+        try:
+            metadata.create_all(self.engine)
+        except OperationalError as exc:
+            raise ConfigError(f"cannot open the store at {self.url}: {_first_line(exc.orig)}") from exc
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.engine.dispose()
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """Names of the tables the store knows, sorted."""
+        return tuple(sorted(metadata.tables))
+
+    def table(self, name: str) -> Table:
+        """The Core ``Table`` called ``name``, for building selects for :meth:`read_sql`."""
+        table = metadata.tables.get(name) if isinstance(name, str) else None
+        if table is None:
+            raise DataError(f"the store has no table {name!r} (tables: {', '.join(self.tables)})")
+        return table
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(
+        self,
+        kind: str,
+        config: Any = None,
+        *,
+        parent_run_id: str | None = None,
+        notes: str | None = None,
+    ) -> str:
+        """Record a run of ``kind`` with status ``running``; return its new UUID.
+
+        ``config`` is a dict or dataclass; it is stored as JSON (numpy values become numbers,
+        NaN and infinities become null, other objects their text).
+        """
+        if parent_run_id is not None:
+            self.get_run(parent_run_id)
+        run_id = str(uuid.uuid4())
+        values = {
+            "run_id": run_id,
+            "kind": kind,
+            "status": "running",
+            "config": _jsonable(config),
+            "metrics": {},
+            "started_at": utcnow(),
+            "parent_run_id": parent_run_id,
+            "notes": notes,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(insert(runs_table).values(values))
+        return run_id
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, Any]) -> None:
+        """Merge ``metrics`` into the stored metrics of ``run_id`` (later values win)."""
+        self._update_run(run_id, metrics=metrics)
+
+    def finish_run(
+        self,
+        run_id: str,
+        metrics: Mapping[str, Any] | None = None,
+        artifact_path: str | Path | None = None,
+    ) -> None:
+        """Mark ``run_id`` succeeded now, merging ``metrics`` and recording ``artifact_path``."""
+        self._update_run(run_id, metrics=metrics, artifact_path=artifact_path, status="succeeded")
+
+    def fail_run(
+        self,
+        run_id: str,
+        error: str | BaseException,
+        *,
+        metrics: Mapping[str, Any] | None = None,
+        artifact_path: str | Path | None = None,
+    ) -> None:
+        """Mark ``run_id`` failed now with ``error`` (an exception is stored as ``Type: message``)."""
+        if isinstance(error, BaseException):
+            error = f"{type(error).__name__}: {error}"
+        self._update_run(run_id, metrics=metrics, artifact_path=artifact_path, status="failed", error=error)
+
+    @contextmanager
+    def run(
+        self,
+        kind: str,
+        config: Any = None,
+        *,
+        parent_run_id: str | None = None,
+        notes: str | None = None,
+    ) -> Iterator[RunHandle]:
+        """Record a run around a block: succeeded when it ends, failed (and re-raised) when it raises.
+
+        Interrupts (``KeyboardInterrupt``) count as failures too.
+        """
+        handle = RunHandle(self, self.start_run(kind, config, parent_run_id=parent_run_id, notes=notes))
+        try:
+            yield handle
+        except BaseException as exc:
+            self.fail_run(handle.id, exc, artifact_path=handle.artifact_path)
+            raise
+        self.finish_run(handle.id, artifact_path=handle.artifact_path)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """One run as a dict; ``config`` and ``metrics`` are decoded JSON."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(runs_table).where(runs_table.c.run_id == run_id)).first()
+        if row is None:
+            raise NotFoundError(f"run {run_id!r} is not in the store at {self.url}")
+        return dict(row._mapping)
+
+    def runs(self, kind: str | None = None, *, status: str | None = None, limit: int | None = 100) -> pl.DataFrame:
+        """Runs, newest first, optionally of one ``kind`` and ``status`` (config/metrics as JSON text)."""
+        where = {name: value for name, value in (("kind", kind), ("status", status)) if value is not None}
+        return self.read("runs", where=where, order_by="-started_at", limit=limit)
+
+    def _update_run(
+        self,
+        run_id: str,
+        *,
+        metrics: Mapping[str, Any] | None = None,
+        artifact_path: str | Path | None = None,
+        status: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            stored = conn.execute(
+                select(runs_table.c.metrics).where(runs_table.c.run_id == run_id).with_for_update()
+            ).first()
+            if stored is None:
+                raise NotFoundError(f"run {run_id!r} is not in the store at {self.url}")
+            values: dict[str, Any] = {"metrics": {**(stored.metrics or {}), **_jsonable(dict(metrics or {}))}}
+            if artifact_path is not None:
+                values["artifact_path"] = str(artifact_path)
+            if status is not None:
+                values.update(status=status, finished_at=utcnow(), error=error)
+            conn.execute(update(runs_table).where(runs_table.c.run_id == run_id).values(values))
+
+    # ------------------------------------------------------------------ writes
+
+    def write(
+        self,
+        table_name: str,
+        frame: pl.DataFrame,
+        *,
+        on_conflict: OnConflict = "ignore",
+        chunk_size: int = 10_000,
+    ) -> int:
+        """Write ``frame`` into ``table_name``; return the number of rows written.
+
+        ``on_conflict="ignore"`` keeps rows whose primary key is already stored (the count is
+        the rows inserted); ``"update"`` replaces the frame's columns of those rows (the count is
+        rows inserted plus rows updated). The frame is checked whole before anything is written;
+        then each chunk of ``chunk_size`` rows is written in its own transaction.
+        """
+        table = self.table(table_name)
+        if on_conflict not in ("ignore", "update"):
+            raise ConfigError(f"on_conflict must be 'ignore' or 'update', got {on_conflict!r}")
+        if chunk_size < 1:
+            raise ConfigError(f"chunk_size must be at least 1, got {chunk_size}")
+        frame = _prepare(table, frame)
+        self._check_references(table, frame)
+        written = 0
+        for start in range(0, frame.height, chunk_size):
+            chunk = frame.slice(start, chunk_size)
+            try:
+                with self.engine.begin() as conn:
+                    written += self._write_chunk(conn, table, chunk, on_conflict == "update")
+            except IntegrityError as exc:
+                raise DataError(
+                    f"table '{table.name}' rows {start}-{start + chunk.height - 1}: {_first_line(exc.orig)}"
+                ) from exc
+        return written
+
+    def update(self, table_name: str, values: Mapping[str, Any], *, where: Mapping[str, Any]) -> int:
+        """Set ``values`` on the rows matching ``where`` (as in :meth:`read`; ``{}`` is every row); return rows changed.
+
+        A table with an ``updated_at`` column gets it set to now unless ``values`` names it.
+        """
+        table = self.table(table_name)
+        assignments = {_column(table, name).name: _bind_value(table.c[name], value) for name, value in values.items()}
+        if not assignments:
+            raise ConfigError(f"update of table '{table.name}' names no column to set")
+        for name, value in assignments.items():
+            kind = table.c[name].type
+            if isinstance(kind, Enum) and value is not None and value not in kind.enums:
+                allowed = ", ".join(kind.enums)
+                raise DataError(f"table '{table.name}' column '{name}': {value!r} is not one of {allowed}")
+        if "updated_at" in table.c and "updated_at" not in assignments:
+            assignments["updated_at"] = utcnow()
+        try:
+            with self.engine.begin() as conn:
+                return conn.execute(update(table).where(*_conditions(table, where)).values(assignments)).rowcount
+        except IntegrityError as exc:
+            raise DataError(f"table '{table.name}' update: {_first_line(exc.orig)}") from exc
+
+    def _write_chunk(self, conn: Connection, table: Table, chunk: pl.DataFrame, replace: bool) -> int:
+        keys = [column.name for column in table.primary_key.columns]
+        if self._upsert_insert is None:
+            return _write_chunk_by_lookup(conn, table, chunk, keys, replace)
+        stmt = self._upsert_insert(table)
+        changes = {name: stmt.excluded[name] for name in chunk.columns if name not in keys}
+        if replace and changes:
+            stmt = stmt.on_conflict_do_update(index_elements=keys, set_=changes)
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+        rows = chunk.to_dicts()
+        # RETURNING counts exactly the rows inserted or updated; executemany rowcounts vary by driver.
+        if self.engine.dialect.insert_executemany_returning:
+            return len(conn.execute(stmt.returning(*table.primary_key.columns), rows).all())
+        return conn.execute(stmt, rows).rowcount
+
+    def _check_references(self, table: Table, frame: pl.DataFrame) -> None:
+        """Each foreign-key value of ``frame`` must exist in the referenced table."""
+        for foreign_key in table.foreign_keys:
+            name = foreign_key.parent.name
+            if name not in frame.columns:
+                continue
+            target = foreign_key.column
+            wanted = frame[name].drop_nulls().unique().to_list()
+            with self.engine.connect() as conn:
+                found = conn.execute(select(target).where(target.in_(wanted))).scalars().all()
+            row = _first_row(~frame[name].is_in(found) & frame[name].is_not_null())
+            if row is not None:
+                raise DataError(
+                    f"table '{table.name}' column '{name}' row {row}: {frame[name][row]!r} "
+                    f"is not a {target.table.name}.{target.name} in the store"
+                )
+
+    # ------------------------------------------------------------------ reads
+
+    def read(
+        self,
+        table_name: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        order_by: str | Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """Rows of ``table_name`` as a frame typed by the table definition.
+
+        ``where`` maps column -> value (a list/tuple/set means IN, ``None`` means IS NULL);
+        ``order_by`` names columns, ``"-score"`` for descending (default: the primary key, so
+        ``limit``/``offset`` pages are stable); ``columns`` picks and orders the columns.
+        """
+        table = self.table(table_name)
+        chosen = [_column(table, name) for name in columns] if columns else list(table.columns)
+        stmt = (
+            select(*(cast(c, Text).label(c.name) if isinstance(c.type, JSON) else c for c in chosen))
+            .where(*_conditions(table, where))
+            .order_by(*_ordering(table, order_by))
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return pl.DataFrame(rows, schema={c.name: _polars_dtype(c.type, json=pl.String) for c in chosen}, orient="row")
+
+    def count(self, table_name: str, where: Mapping[str, Any] | None = None) -> int:
+        """Number of rows of ``table_name`` matching ``where`` (as in :meth:`read`)."""
+        table = self.table(table_name)
+        stmt = select(func.count()).select_from(table).where(*_conditions(table, where))
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def read_sql(self, stmt: Select) -> pl.DataFrame:
+        """Run a Core ``select(...)`` (build it from :meth:`table`) and return its rows as a frame.
+
+        Columns of known types get the store's dtypes; JSON columns come back as Python
+        objects (``pl.Object``); computed columns of unknown type are inferred.
+        """
+        if not isinstance(stmt, Select):
+            raise ConfigError(f"read_sql takes a SQLAlchemy Core select(...), got {type(stmt).__name__}")
+        with self.engine.connect() as conn:
+            result = conn.execute(stmt)
+            names = list(result.keys())
+            rows = result.all()
+        dtypes = [_polars_dtype(c.type, json=pl.Object) for c in stmt.selected_columns]
+        overrides = {name: dtype for name, dtype in zip(names, dtypes) if dtype is not None}
+        return pl.DataFrame(rows, schema=names, schema_overrides=overrides, orient="row")
+
+
+# ---------------------------------------------------------------------- engine
+
+
+def _make_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"store URL {url!r} is not a SQLAlchemy URL (e.g. sqlite:////path/seqemb.sqlite)") from exc
+    options: dict[str, Any] = {}
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite:
+        database = parsed.database or ""
+        if database in ("", ":memory:") or parsed.query.get("mode") == "memory":
+            # One shared connection: every thread sees the same in-memory database.
+            options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        else:
+            if not database.startswith("file:"):
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            options = {"connect_args": {"timeout": 30}}
+    try:
+        engine = create_engine(parsed, **options)
+    except (NoSuchModuleError, ImportError) as exc:
+        shown = parsed.render_as_string(hide_password=True)
+        raise ConfigError(f"store URL {shown!r} needs a database driver that is not installed ({exc})") from exc
+    if is_sqlite:
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers run beside a writer; SQLite enforces foreign keys only when asked."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+# ---------------------------------------------------------------------- frames in
+
+
+def _prepare(table: Table, frame: pl.DataFrame) -> pl.DataFrame:
+    """Check ``frame`` against ``table`` and cast it to the store's dtypes; raise DataError on the first problem."""
+    if not isinstance(frame, pl.DataFrame):
+        raise DataError(f"table '{table.name}': write takes a polars DataFrame, got {type(frame).__name__}")
+    for name in frame.columns:
+        _column(table, name)
+    for column in table.columns:
+        needed = not column.nullable and column.default is None and column.server_default is None
+        if needed and column.name not in frame.columns:
+            raise DataError(f"table '{table.name}' needs column '{column.name}', which the frame lacks")
+    frame = pl.DataFrame([_coerce(table, table.c[name], frame[name]) for name in frame.columns])
+    for name in frame.columns:
+        _check_values(table, table.c[name], frame[name])
+    keys = [column.name for column in table.primary_key.columns]
+    row = _first_row(frame.select(~pl.struct(keys).is_first_distinct()).to_series())
+    if row is not None:
+        key = ", ".join(repr(frame[name][row]) for name in keys)
+        raise DataError(
+            f"table '{table.name}' row {row}: primary key ({', '.join(keys)}) = ({key}) repeats an earlier row"
+        )
+    return frame
+
+
+def _coerce(table: Table, column: Column, series: pl.Series) -> pl.Series:
+    dtype, kind = series.dtype, column.type
+    if isinstance(dtype, pl.Null):
+        return series if isinstance(kind, JSON) else series.cast(_polars_dtype(kind, json=pl.String))
+    if isinstance(kind, JSON):
+        if isinstance(dtype, (pl.Struct, pl.List, pl.Array, pl.Object)):
+            return series
+        expected = "structs or lists (JSON text: decode it with .str.json_decode())"
+    elif isinstance(kind, Boolean):
+        if dtype == pl.Boolean:
+            return series
+        expected = "booleans"
+    elif isinstance(kind, Integer):
+        if dtype.is_integer():
+            return series.cast(pl.Int64)
+        expected = "integers"
+    elif isinstance(kind, (Float, Numeric)):
+        if dtype.is_numeric():
+            return series.cast(pl.Float64)
+        expected = "numbers"
+    elif isinstance(kind, DateTime):
+        if isinstance(dtype, pl.Datetime):
+            if dtype.time_zone is not None:
+                series = series.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+            return series.cast(pl.Datetime("us"))
+        if dtype == pl.Date:
+            return series.cast(pl.Datetime("us"))
+        expected = "datetimes (parse text with .str.to_datetime())"
+    elif isinstance(kind, LargeBinary):
+        if dtype == pl.Binary:
+            return series
+        expected = "bytes"
+    elif isinstance(kind, String):
+        if dtype == pl.String or dtype.is_integer() or isinstance(dtype, (pl.Categorical, pl.Enum)):
+            return series.cast(pl.String)
+        expected = "text or integer ids"
+    else:
+        raise DataError(f"table '{table.name}' column '{column.name}' has a type the store cannot write ({kind})")
+    raise DataError(f"table '{table.name}' column '{column.name}' holds {dtype}; it takes {expected}")
+
+
+def _check_values(table: Table, column: Column, series: pl.Series) -> None:
+    where = f"table '{table.name}' column '{column.name}'"
+    if not column.nullable and (row := _first_row(series.is_null())) is not None:
+        raise DataError(f"{where} row {row}: null in a column that needs a value")
+    if series.dtype == pl.Float64 and (row := _first_row(~series.is_finite() & series.is_not_null())) is not None:
+        raise DataError(f"{where} row {row}: {series[row]} is not a finite number")
+    if isinstance(column.type, Enum):
+        allowed = list(column.type.enums)
+        if (row := _first_row(~series.is_in(allowed) & series.is_not_null())) is not None:
+            raise DataError(f"{where} row {row}: {series[row]!r} is not one of {', '.join(allowed)}")
+    elif isinstance(column.type, String) and column.type.length is not None and series.dtype == pl.String:
+        too_long = series.str.len_chars() > column.type.length
+        if (row := _first_row(too_long.fill_null(False))) is not None:
+            raise DataError(f"{where} row {row}: longer than {column.type.length} characters")
+
+
+def _write_chunk_by_lookup(conn: Connection, table: Table, chunk: pl.DataFrame, keys: list[str], replace: bool) -> int:
+    """Insert-if-absent (and update-if-present) for dialects without ON CONFLICT.
+
+    Looks up which keys exist, then inserts the others; a concurrent writer of the same keys
+    can make the chunk fail (it is then rolled back whole), never duplicate a row.
+    """
+    key_columns = [table.c[name] for name in keys]
+    wanted = chunk.select(keys)
+    found = conn.execute(select(*key_columns).where(tuple_(*key_columns).in_(wanted.rows()))).all()
+    stored = pl.DataFrame(found, schema=wanted.schema, orient="row")
+    new = chunk.join(stored, on=keys, how="anti")
+    if new.height:
+        conn.execute(insert(table), new.to_dicts())
+    others = [name for name in chunk.columns if name not in keys]
+    if not (replace and others and stored.height):
+        return new.height
+    old = chunk.join(stored, on=keys, how="semi")
+    stmt = (
+        update(table)
+        .where(and_(*(table.c[name] == bindparam(f"key_{name}") for name in keys)))
+        .values({name: bindparam(f"new_{name}") for name in others})
+    )
+    renamed = old.rename({name: f"key_{name}" for name in keys} | {name: f"new_{name}" for name in others})
+    conn.execute(stmt, renamed.to_dicts())
+    return new.height + old.height
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _column(table: Table, name: str) -> Column:
+    column = table.c.get(name) if isinstance(name, str) else None
+    if column is None:
+        raise DataError(
+            f"table '{table.name}' has no column {name!r} (columns: {', '.join(c.name for c in table.columns)})"
+        )
+    return column
+
+
+def _conditions(table: Table, where: Mapping[str, Any] | None) -> list[ColumnElement[bool]]:
+    clauses = []
+    for name, value in (where or {}).items():
+        column = _column(table, name)
+        if value is None:
+            clauses.append(column.is_(None))
+        elif isinstance(value, (list, tuple, set, frozenset, pl.Series)):
+            clauses.append(column.in_([_bind_value(column, v) for v in value]))
+        else:
+            clauses.append(column == _bind_value(column, value))
+    return clauses
+
+
+def _ordering(table: Table, order_by: str | Sequence[str] | None) -> list[ColumnElement[Any]]:
+    if order_by is None:
+        return list(table.primary_key.columns)
+    names = [order_by] if isinstance(order_by, str) else list(order_by)
+    return [
+        _column(table, name[1:]).desc() if name.startswith("-") else _column(table, name).asc() for name in names
+    ]
+
+
+def _bind_value(column: Column, value: Any) -> Any:
+    """Match what :meth:`Store.write` stores: integer ids as text, datetimes naive UTC."""
+    if isinstance(column.type, String) and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _polars_dtype(kind: Any, *, json: Any) -> Any:
+    """The polars dtype for a SQLAlchemy column type (``json`` for JSON columns; None if unknown)."""
+    if isinstance(kind, JSON):
+        return json
+    if isinstance(kind, Boolean):
+        return pl.Boolean
+    if isinstance(kind, Integer):
+        return pl.Int64
+    if isinstance(kind, (Float, Numeric)):
+        return pl.Float64
+    if isinstance(kind, DateTime):
+        return pl.Datetime("us")
+    if isinstance(kind, Date):
+        return pl.Date
+    if isinstance(kind, String):
+        return pl.String
+    if isinstance(kind, LargeBinary):
+        return pl.Binary
+    return None
+
+
+def _first_row(mask: pl.Series) -> int | None:
+    hits = mask.arg_true()
+    return int(hits[0]) if len(hits) else None
+
+
+def _first_line(error: BaseException | None) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as plain JSON: dataclasses and mappings to dicts, numpy to Python, NaN/inf to None."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _jsonable(value.tolist())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
