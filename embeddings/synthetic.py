@@ -27,7 +27,7 @@ independent streams, so resizing one leaves the other unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -103,6 +103,13 @@ class WorldConfig:
             raise ConfigError(
                 "WorldConfig: fraud_rate * n_transactions needs more cards (at most half of them defraud)"
             )
+
+
+    def scaled(self, factor: float) -> WorldConfig:
+        """The same world with every population (items, users, sessions, merchants, cards,
+        transactions) multiplied by ``factor``; clusters, regions and rates stay as they are."""
+        names = ("n_items", "n_users", "n_sessions", "n_merchants", "n_cards", "n_transactions")
+        return replace(self, **{name: max(1, round(getattr(self, name) * factor)) for name in names})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,162 @@
+"""The ``seqemb`` command line (typer): flags map onto the library's config dataclasses.
+
+A user error (a bad file, column, flag or key) ends the command with one line on stderr
+and exit status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from embeddings.data import EventSchema
+from embeddings.errors import SeqembError
+from embeddings.item2vec import Item2VecJob, latest_model, run_item2vec
+from embeddings.sgns import SGNSConfig
+from embeddings.store import Store
+
+app = typer.Typer(
+    name="seqemb",
+    help="Recommendations and fraud detection built on sequence embeddings.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Mode(str, Enum):
+    skipgram = "skipgram"
+    cbow = "cbow"
+
+
+class IndexKind(str, Enum):
+    exact = "exact"
+    ivf = "ivf"
+    hnsw = "hnsw"
+
+
+DbOption = Annotated[
+    Optional[str],
+    typer.Option("--db", help="SQLAlchemy URL of the store [default: $SEQEMB_DB_URL or $SEQEMB_HOME/seqemb.sqlite]"),
+]
+
+
+@app.command()
+def demo(
+    no_ui: Annotated[bool, typer.Option("--no-ui", help="Do not open the dashboard at the end.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic world and of training.")] = 0,
+    scale: Annotated[
+        float, typer.Option(min=0.05, max=10.0, help="Size of the world relative to the default (1.0 = 2,000 users).")
+    ] = 1.0,
+    db: DbOption = None,
+) -> None:
+    """Generate the synthetic world into the store and train every model on it."""
+    from ui.demo import run_demo
+
+    store = Store(db)
+    typer.echo(f"store: {store.url}")
+    result = run_demo(store, seed=seed, scale=scale, say=typer.echo)
+    typer.echo(f"models: {_artifact(store, result.items_run)}")
+    typer.echo(f"        {_artifact(store, result.merchants_run)}")
+    example = result.world.items["item_id"][0]
+    typer.echo(f"try:    seqemb similar {example}")
+    if not no_ui:
+        typer.echo("the dashboard is not part of this version yet; nothing to open")
+
+
+@app.command()
+def item2vec(
+    source: Annotated[str, typer.Argument(help="CSV / Parquet file, or a SQLAlchemy URL with --table or --query.")],
+    entity: Annotated[str, typer.Option(help="Column of the user, card or session id.")],
+    item: Annotated[str, typer.Option(help="Column of the item id.")],
+    timestamp: Annotated[Optional[str], typer.Option(help="Column of the event time [default: file order].")] = None,
+    table: Annotated[Optional[str], typer.Option(help="Table to read when SOURCE is a URL.")] = None,
+    query: Annotated[Optional[str], typer.Option(help="SQL query to read when SOURCE is a URL.")] = None,
+    session_gap: Annotated[
+        Optional[float], typer.Option(help="Minutes of inactivity that start a new session [default: none].")
+    ] = None,
+    min_count: Annotated[int, typer.Option(min=1, help="Drop items seen fewer times (counted in the report).")] = 5,
+    min_length: Annotated[int, typer.Option(min=2, help="Drop sequences shorter than this.")] = 2,
+    mode: Annotated[Mode, typer.Option(help="Skip-gram or CBOW.")] = Mode.skipgram,
+    dim: Annotated[int, typer.Option(min=1, help="Vector dimension.")] = 64,
+    window: Annotated[int, typer.Option(min=1, help="Largest context window.")] = 5,
+    negative: Annotated[int, typer.Option(min=1, help="Negative samples per positive.")] = 10,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the data.")] = 10,
+    sample: Annotated[float, typer.Option(min=0.0, help="Subsampling threshold of frequent items (0 = off).")] = 1e-3,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+    workers: Annotated[int, typer.Option(min=0, help="Threads (0 = every core).")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    index: Annotated[IndexKind, typer.Option(help="Nearest-neighbour index to build.")] = IndexKind.hnsw,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Model directory [default: $SEQEMB_HOME/models/item2vec-<run id>].")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Train item2vec (word2vec over item sequences) on an event table."""
+    job = Item2VecJob(
+        schema=EventSchema(entity=entity, item=item, timestamp=timestamp),
+        session_gap_minutes=session_gap,
+        min_count=min_count,
+        min_length=min_length,
+        sgns=SGNSConfig(
+            mode=mode.value,
+            dim=dim,
+            window=window,
+            negative=negative,
+            epochs=epochs,
+            sample=sample,
+            seed=seed,
+            workers=workers,
+            device=device,
+        ),
+        index_kind=index.value,
+    )
+    store = Store(db)
+    model, run_id = run_item2vec(source, job, store=store, table=table, query=query, out=out)
+    m = model.metrics
+    typer.echo(f"trained {m['keys']:,} items on {m['tokens']:,} tokens in {m['train_seconds']:.1f}s")
+    typer.echo(f"dropped: {m['rows_dropped']}")
+    typer.echo(f"run {run_id} in {store.url}")
+    typer.echo(f"model: {_artifact(store, run_id)}")
+
+
+@app.command()
+def similar(
+    key: Annotated[str, typer.Argument(help="The item (or merchant, node) to find neighbours of.")],
+    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="How many neighbours.")] = 10,
+    db: DbOption = None,
+) -> None:
+    """Print the nearest neighbours of KEY from the newest model that knows it."""
+    model, found = latest_model(Store(db), key)
+    for rank, (neighbour, score) in enumerate(model.similar(found, k), start=1):
+        typer.echo(f"{rank:>4}  {neighbour}  {score:.4f}")
+
+
+@app.command()
+def runs(
+    kind: Annotated[Optional[str], typer.Option(help="Only runs of this kind (item2vec, synthetic, ...).")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many runs.")] = 20,
+    db: DbOption = None,
+) -> None:
+    """List the runs recorded in the store, newest first."""
+    frame = Store(db).runs(kind, limit=limit)
+    for row in frame.iter_rows(named=True):
+        started = row["started_at"].strftime("%Y-%m-%d %H:%M:%S")
+        typer.echo(f"{started}  {row['status']:<9}  {row['kind']:<10}  {row['run_id']}  {row['metrics'] or ''}")
+
+
+def _artifact(store: Store, run_id: str) -> str:
+    return store.get_run(run_id)["artifact_path"]
+
+
+def main() -> None:
+    """Entry point of the ``seqemb`` script: user errors become one line and exit status 2."""
+    try:
+        app()
+    except SeqembError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
