@@ -1,0 +1,80 @@
+"""The seqemb command line: the demo end to end, training from a file, and one-line user errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from embeddings.store import Store
+from embeddings.synthetic import WorldConfig, make_world
+from ui.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_demo_leaves_runs_models_and_vectors_in_the_store(seqemb_home: Path) -> None:
+    result = runner.invoke(app, ["demo", "--no-ui", "--scale", "0.2"])
+    assert result.exit_code == 0, result.output
+    store = Store()
+    assert str(seqemb_home) in store.url
+    runs = store.runs()
+    assert sorted(runs["kind"]) == ["item2vec", "item2vec", "synthetic"]
+    assert set(runs["status"]) == {"succeeded"}
+    assert store.count("events") == make_world(WorldConfig().scaled(0.2)).events.height
+    assert store.count("vectors") > 0
+    for path in runs.filter(pl.col("kind") == "item2vec")["artifact_path"]:
+        assert (Path(path) / "model.json").is_file()
+
+    similar = runner.invoke(app, ["similar", "i0001", "-k", "3"])
+    assert similar.exit_code == 0, similar.output
+    assert len(similar.output.strip().splitlines()) == 3
+
+
+def test_item2vec_from_csv_and_bad_column(tmp_path: Path, seqemb_home: Path) -> None:
+    events = make_world(WorldConfig().scaled(0.1)).events
+    csv = tmp_path / "clicks.csv"
+    events.write_csv(csv)
+    out = tmp_path / "model"
+    args = ["item2vec", str(csv), "--entity", "user_id", "--item", "item_id", "--timestamp", "ts"]
+    ok = runner.invoke(app, [*args, "--session-gap", "30", "--epochs", "2", "--out", str(out)])
+    assert ok.exit_code == 0, ok.output
+    assert (out / "model.json").is_file()
+
+    bad = subprocess.run(
+        [sys.executable, "-c", "from ui.cli import main; main()", "item2vec", str(csv), "--entity", "customer", "--item", "item_id"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert bad.returncode == 2
+    assert bad.stdout == ""
+    assert bad.stderr == (
+        f"error: {csv}: missing column 'customer' (columns: event_id, user_id, session_id, item_id, ts)\n"
+    )
+    failed = Store().runs(status="failed")
+    assert failed["error"].to_list() == [f"DataError: {bad.stderr[len('error: '):].strip()}"]
+    assert list(seqemb_home.glob("models/*")) == []  # the failed run left no model behind
+
+
+def test_similar_of_unknown_key_is_one_line() -> None:
+    bad = subprocess.run(
+        [sys.executable, "-c", "from ui.cli import main; main()", "similar", "nope"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: no item2vec model in sqlite:///")
+    assert len(bad.stderr.splitlines()) == 1
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    readme = (ROOT / "README.md").read_text()
+    assert ci in readme
