@@ -1,0 +1,69 @@
+"""item2vec on the synthetic world: planted taste clusters come out as nearest neighbours."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from embeddings.data import EventSchema, build_sequences, read_events
+from embeddings.errors import DataError
+from embeddings.evaluate import neighbour_agreement
+from embeddings.index import VectorIndex
+from embeddings.item2vec import Item2VecJob, Item2VecModel, item2vec, latest_model, run_item2vec
+from embeddings.sgns import SGNSConfig
+from embeddings.store import Store
+from embeddings.synthetic import WorldConfig, make_world
+
+WORLD = make_world(WorldConfig(seed=3).scaled(0.3))
+CLUSTERS = dict(WORLD.items.select("item_id", "cluster").iter_rows())
+SCHEMA = EventSchema(entity="user_id", item="item_id", timestamp="ts")
+
+
+@pytest.fixture(scope="module")
+def built():
+    events, _ = read_events(WORLD.events, SCHEMA)
+    return build_sequences(events, session_gap=timedelta(minutes=30))
+
+
+@pytest.mark.parametrize("mode", ["skipgram", "cbow"])
+def test_planted_clusters_are_nearest_neighbours(built, mode: str) -> None:
+    emb, result = item2vec(built.sequences, built.vocab, SGNSConfig(mode=mode, dim=32, epochs=10, negative=10), progress=False)
+    assert len(emb) == WORLD.items.height
+    agreement = neighbour_agreement(VectorIndex.from_embeddings(emb), CLUSTERS, k=10)
+    assert agreement >= 0.9, f"{mode}: only {agreement:.2f} of neighbours share the planted cluster"
+    assert result.epoch_loss[-1] < result.epoch_loss[0]
+
+
+def test_random_vectors_do_not_pass_the_same_check(built) -> None:
+    keys = built.vocab.decode(np.arange(1, len(built.vocab)))
+    vectors = np.random.default_rng(0).normal(size=(len(keys), 32))
+    assert neighbour_agreement(VectorIndex.build(keys, vectors), CLUSTERS, k=10) < 0.2
+
+
+def test_run_saves_a_model_that_loads_in_one_call(tmp_path) -> None:
+    store = Store()
+    job = Item2VecJob(schema=SCHEMA, session_gap_minutes=30, sgns=SGNSConfig(dim=16, epochs=2), index_kind="exact")
+    model, run_id = run_item2vec(WORLD.events, job, store=store, progress=False)
+    run = store.get_run(run_id)
+    assert run["status"] == "succeeded"
+    assert run["metrics"]["tokens"] == WORLD.events.height
+
+    loaded = Item2VecModel.load(run["artifact_path"])
+    np.testing.assert_array_equal(loaded.embeddings.vectors, model.embeddings.vectors)
+    assert loaded.similar("i0001", 5) == model.similar("i0001", 5)
+    assert loaded.config == model.config
+
+    stored = store.read("vectors", where={"run_id": run_id, "key": "i0001"})
+    np.testing.assert_array_equal(np.frombuffer(stored["vector"][0], dtype="<f4"), model.embeddings["i0001"])
+    assert latest_model(store, "i0001")[0].config == model.config
+
+
+def test_failed_run_is_recorded_and_leaves_no_model(seqemb_home) -> None:
+    store = Store()
+    job = Item2VecJob(schema=EventSchema(entity="user_id", item="item_id", timestamp="ts"), min_count=10**9)
+    with pytest.raises(DataError, match="no sequence is left to train on"):
+        run_item2vec(WORLD.events, job, store=store, progress=False)
+    assert store.runs()["status"].to_list() == ["failed"]
+    assert list(seqemb_home.glob("models/*")) == []
