@@ -22,49 +22,32 @@ the way in and JSON text (``String``; decode with ``pl.col(c).str.json_decode()`
 from __future__ import annotations
 
 import dataclasses
-import math
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    Date,
-    DateTime,
-    Enum,
-    Float,
-    Integer,
-    LargeBinary,
-    Numeric,
-    String,
-    Table,
-    Text,
-    and_,
-    bindparam,
-    cast,
-    create_engine,
-    event,
-    func,
-    insert,
-    make_url,
-    select,
-    tuple_,
-    update,
-)
+from sqlalchemy import JSON, Enum, Table, Text, and_, bindparam, cast, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
-from sqlalchemy.pool import StaticPool
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.sql import Select
 
 from embeddings.errors import ConfigError, DataError, NotFoundError
 from embeddings.settings import default_db_url
+from embeddings.store_engine import make_engine
+from embeddings.store_frames import (
+    bind_value,
+    conditions,
+    first_row,
+    jsonable,
+    ordering,
+    polars_dtype,
+    prepare_frame,
+    table_column,
+)
 from embeddings.store_schema import metadata, utcnow
 from embeddings.store_schema import runs as runs_table
 
@@ -99,7 +82,7 @@ class Store:
     """
 
     def __init__(self, url: str | None = None) -> None:
-        self.engine: Engine = _make_engine(url or default_db_url())
+        self.engine: Engine = make_engine(url or default_db_url())
         self._upsert_insert = _UPSERT_INSERTS.get(self.engine.dialect.name)
         self.create()
 
@@ -156,7 +139,7 @@ class Store:
             "run_id": run_id,
             "kind": kind,
             "status": "running",
-            "config": _jsonable(config),
+            "config": jsonable(config),
             "metrics": {},
             "started_at": utcnow(),
             "parent_run_id": parent_run_id,
@@ -241,7 +224,7 @@ class Store:
             ).first()
             if stored is None:
                 raise NotFoundError(f"run {run_id!r} is not in the store at {self.url}")
-            values: dict[str, Any] = {"metrics": {**(stored.metrics or {}), **_jsonable(dict(metrics or {}))}}
+            values: dict[str, Any] = {"metrics": {**(stored.metrics or {}), **jsonable(dict(metrics or {}))}}
             if artifact_path is not None:
                 values["artifact_path"] = str(artifact_path)
             if status is not None:
@@ -270,7 +253,7 @@ class Store:
             raise ConfigError(f"on_conflict must be 'ignore' or 'update', got {on_conflict!r}")
         if chunk_size < 1:
             raise ConfigError(f"chunk_size must be at least 1, got {chunk_size}")
-        frame = _prepare(table, frame)
+        frame = prepare_frame(table, frame)
         self._check_references(table, frame)
         written = 0
         for start in range(0, frame.height, chunk_size):
@@ -290,7 +273,9 @@ class Store:
         A table with an ``updated_at`` column gets it set to now unless ``values`` names it.
         """
         table = self.table(table_name)
-        assignments = {_column(table, name).name: _bind_value(table.c[name], value) for name, value in values.items()}
+        assignments = {
+            table_column(table, name).name: bind_value(table.c[name], value) for name, value in values.items()
+        }
         if not assignments:
             raise ConfigError(f"update of table '{table.name}' names no column to set")
         for name, value in assignments.items():
@@ -302,7 +287,7 @@ class Store:
             assignments["updated_at"] = utcnow()
         try:
             with self.engine.begin() as conn:
-                return conn.execute(update(table).where(*_conditions(table, where)).values(assignments)).rowcount
+                return conn.execute(update(table).where(*conditions(table, where)).values(assignments)).rowcount
         except IntegrityError as exc:
             raise DataError(f"table '{table.name}' update: {_first_line(exc.orig)}") from exc
 
@@ -332,7 +317,7 @@ class Store:
             wanted = frame[name].drop_nulls().unique().to_list()
             with self.engine.connect() as conn:
                 found = conn.execute(select(target).where(target.in_(wanted))).scalars().all()
-            row = _first_row(~frame[name].is_in(found) & frame[name].is_not_null())
+            row = first_row(~frame[name].is_in(found) & frame[name].is_not_null())
             if row is not None:
                 raise DataError(
                     f"table '{table.name}' column '{name}' row {row}: {frame[name][row]!r} "
@@ -358,22 +343,22 @@ class Store:
         ``limit``/``offset`` pages are stable); ``columns`` picks and orders the columns.
         """
         table = self.table(table_name)
-        chosen = [_column(table, name) for name in columns] if columns else list(table.columns)
+        chosen = [table_column(table, name) for name in columns] if columns else list(table.columns)
         stmt = (
             select(*(cast(c, Text).label(c.name) if isinstance(c.type, JSON) else c for c in chosen))
-            .where(*_conditions(table, where))
-            .order_by(*_ordering(table, order_by))
+            .where(*conditions(table, where))
+            .order_by(*ordering(table, order_by))
             .limit(limit)
             .offset(offset)
         )
         with self.engine.connect() as conn:
             rows = conn.execute(stmt).all()
-        return pl.DataFrame(rows, schema={c.name: _polars_dtype(c.type, json=pl.String) for c in chosen}, orient="row")
+        return pl.DataFrame(rows, schema={c.name: polars_dtype(c.type, json=pl.String) for c in chosen}, orient="row")
 
     def count(self, table_name: str, where: Mapping[str, Any] | None = None) -> int:
         """Number of rows of ``table_name`` matching ``where`` (as in :meth:`read`)."""
         table = self.table(table_name)
-        stmt = select(func.count()).select_from(table).where(*_conditions(table, where))
+        stmt = select(func.count()).select_from(table).where(*conditions(table, where))
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
@@ -389,129 +374,9 @@ class Store:
             result = conn.execute(stmt)
             names = list(result.keys())
             rows = result.all()
-        dtypes = [_polars_dtype(c.type, json=pl.Object) for c in stmt.selected_columns]
+        dtypes = [polars_dtype(c.type, json=pl.Object) for c in stmt.selected_columns]
         overrides = {name: dtype for name, dtype in zip(names, dtypes) if dtype is not None}
         return pl.DataFrame(rows, schema=names, schema_overrides=overrides, orient="row")
-
-
-# ---------------------------------------------------------------------- engine
-
-
-def _make_engine(url: str) -> Engine:
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise ConfigError(f"store URL {url!r} is not a SQLAlchemy URL (e.g. sqlite:////path/seqemb.sqlite)") from exc
-    options: dict[str, Any] = {}
-    is_sqlite = parsed.get_backend_name() == "sqlite"
-    if is_sqlite:
-        database = parsed.database or ""
-        if database in ("", ":memory:") or parsed.query.get("mode") == "memory":
-            # One shared connection: every thread sees the same in-memory database.
-            options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-        else:
-            if not database.startswith("file:"):
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-            options = {"connect_args": {"timeout": 30}}
-    try:
-        engine = create_engine(parsed, **options)
-    except (NoSuchModuleError, ImportError) as exc:
-        shown = parsed.render_as_string(hide_password=True)
-        raise ConfigError(f"store URL {shown!r} needs a database driver that is not installed ({exc})") from exc
-    if is_sqlite:
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers run beside a writer; SQLite enforces foreign keys only when asked."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-# ---------------------------------------------------------------------- frames in
-
-
-def _prepare(table: Table, frame: pl.DataFrame) -> pl.DataFrame:
-    """Check ``frame`` against ``table`` and cast it to the store's dtypes; raise DataError on the first problem."""
-    if not isinstance(frame, pl.DataFrame):
-        raise DataError(f"table '{table.name}': write takes a polars DataFrame, got {type(frame).__name__}")
-    for name in frame.columns:
-        _column(table, name)
-    for column in table.columns:
-        needed = not column.nullable and column.default is None and column.server_default is None
-        if needed and column.name not in frame.columns:
-            raise DataError(f"table '{table.name}' needs column '{column.name}', which the frame lacks")
-    frame = pl.DataFrame([_coerce(table, table.c[name], frame[name]) for name in frame.columns])
-    for name in frame.columns:
-        _check_values(table, table.c[name], frame[name])
-    keys = [column.name for column in table.primary_key.columns]
-    row = _first_row(frame.select(~pl.struct(keys).is_first_distinct()).to_series())
-    if row is not None:
-        key = ", ".join(repr(frame[name][row]) for name in keys)
-        raise DataError(
-            f"table '{table.name}' row {row}: primary key ({', '.join(keys)}) = ({key}) repeats an earlier row"
-        )
-    return frame
-
-
-def _coerce(table: Table, column: Column, series: pl.Series) -> pl.Series:
-    dtype, kind = series.dtype, column.type
-    if isinstance(dtype, pl.Null):
-        return series if isinstance(kind, JSON) else series.cast(_polars_dtype(kind, json=pl.String))
-    if isinstance(kind, JSON):
-        if isinstance(dtype, (pl.Struct, pl.List, pl.Array, pl.Object)):
-            return series
-        expected = "structs or lists (JSON text: decode it with .str.json_decode())"
-    elif isinstance(kind, Boolean):
-        if dtype == pl.Boolean:
-            return series
-        expected = "booleans"
-    elif isinstance(kind, Integer):
-        if dtype.is_integer():
-            return series.cast(pl.Int64)
-        expected = "integers"
-    elif isinstance(kind, (Float, Numeric)):
-        if dtype.is_numeric():
-            return series.cast(pl.Float64)
-        expected = "numbers"
-    elif isinstance(kind, DateTime):
-        if isinstance(dtype, pl.Datetime):
-            if dtype.time_zone is not None:
-                series = series.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-            return series.cast(pl.Datetime("us"))
-        if dtype == pl.Date:
-            return series.cast(pl.Datetime("us"))
-        expected = "datetimes (parse text with .str.to_datetime())"
-    elif isinstance(kind, LargeBinary):
-        if dtype == pl.Binary:
-            return series
-        expected = "bytes"
-    elif isinstance(kind, String):
-        if dtype == pl.String or dtype.is_integer() or isinstance(dtype, (pl.Categorical, pl.Enum)):
-            return series.cast(pl.String)
-        expected = "text or integer ids"
-    else:
-        raise DataError(f"table '{table.name}' column '{column.name}' has a type the store cannot write ({kind})")
-    raise DataError(f"table '{table.name}' column '{column.name}' holds {dtype}; it takes {expected}")
-
-
-def _check_values(table: Table, column: Column, series: pl.Series) -> None:
-    where = f"table '{table.name}' column '{column.name}'"
-    if not column.nullable and (row := _first_row(series.is_null())) is not None:
-        raise DataError(f"{where} row {row}: null in a column that needs a value")
-    if series.dtype == pl.Float64 and (row := _first_row(~series.is_finite() & series.is_not_null())) is not None:
-        raise DataError(f"{where} row {row}: {series[row]} is not a finite number")
-    if isinstance(column.type, Enum):
-        allowed = list(column.type.enums)
-        if (row := _first_row(~series.is_in(allowed) & series.is_not_null())) is not None:
-            raise DataError(f"{where} row {row}: {series[row]!r} is not one of {', '.join(allowed)}")
-    elif isinstance(column.type, String) and column.type.length is not None and series.dtype == pl.String:
-        too_long = series.str.len_chars() > column.type.length
-        if (row := _first_row(too_long.fill_null(False))) is not None:
-            raise DataError(f"{where} row {row}: longer than {column.type.length} characters")
 
 
 def _write_chunk_by_lookup(conn: Connection, table: Table, chunk: pl.DataFrame, keys: list[str], replace: bool) -> int:
@@ -541,92 +406,6 @@ def _write_chunk_by_lookup(conn: Connection, table: Table, chunk: pl.DataFrame, 
     return new.height + old.height
 
 
-# ---------------------------------------------------------------------- helpers
-
-
-def _column(table: Table, name: str) -> Column:
-    column = table.c.get(name) if isinstance(name, str) else None
-    if column is None:
-        raise DataError(
-            f"table '{table.name}' has no column {name!r} (columns: {', '.join(c.name for c in table.columns)})"
-        )
-    return column
-
-
-def _conditions(table: Table, where: Mapping[str, Any] | None) -> list[ColumnElement[bool]]:
-    clauses = []
-    for name, value in (where or {}).items():
-        column = _column(table, name)
-        if value is None:
-            clauses.append(column.is_(None))
-        elif isinstance(value, (list, tuple, set, frozenset, pl.Series)):
-            clauses.append(column.in_([_bind_value(column, v) for v in value]))
-        else:
-            clauses.append(column == _bind_value(column, value))
-    return clauses
-
-
-def _ordering(table: Table, order_by: str | Sequence[str] | None) -> list[ColumnElement[Any]]:
-    if order_by is None:
-        return list(table.primary_key.columns)
-    names = [order_by] if isinstance(order_by, str) else list(order_by)
-    return [
-        _column(table, name[1:]).desc() if name.startswith("-") else _column(table, name).asc() for name in names
-    ]
-
-
-def _bind_value(column: Column, value: Any) -> Any:
-    """Match what :meth:`Store.write` stores: integer ids as text, datetimes naive UTC."""
-    if isinstance(column.type, String) and isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value
-
-
-def _polars_dtype(kind: Any, *, json: Any) -> Any:
-    """The polars dtype for a SQLAlchemy column type (``json`` for JSON columns; None if unknown)."""
-    if isinstance(kind, JSON):
-        return json
-    if isinstance(kind, Boolean):
-        return pl.Boolean
-    if isinstance(kind, Integer):
-        return pl.Int64
-    if isinstance(kind, (Float, Numeric)):
-        return pl.Float64
-    if isinstance(kind, DateTime):
-        return pl.Datetime("us")
-    if isinstance(kind, Date):
-        return pl.Date
-    if isinstance(kind, String):
-        return pl.String
-    if isinstance(kind, LargeBinary):
-        return pl.Binary
-    return None
-
-
-def _first_row(mask: pl.Series) -> int | None:
-    hits = mask.arg_true()
-    return int(hits[0]) if len(hits) else None
-
-
 def _first_line(error: BaseException | None) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` as plain JSON: dataclasses and mappings to dicts, numpy to Python, NaN/inf to None."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(dataclasses.asdict(value))
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return _jsonable(value.tolist())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    return str(value)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from embeddings import vectors as vectors_module
+from embeddings import word2vec_format
 from embeddings.errors import ConfigError, DataError, NotFoundError
 from embeddings.vectors import Embeddings
 
@@ -260,7 +260,7 @@ def test_a_failed_write_leaves_the_old_file(tmp_path, emb: Embeddings, monkeypat
         f.write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(vectors_module, "_write_text_records", crash)
+    monkeypatch.setattr(word2vec_format, "_write_text_records", crash)
     with pytest.raises(OSError):
         emb.to_word2vec(path)
     assert path.read_text() == "previous"

@@ -1,0 +1,55 @@
+"""The store's SQLAlchemy engine: any SQLAlchemy URL, with SQLite set up as the embedded default.
+
+``make_engine(url)`` parses ``url`` and creates the engine. For SQLite it creates the file's
+parent directories, waits up to 30 s on a locked database, shares one connection for an
+in-memory database (so every thread sees the same data) and turns on the WAL journal and
+foreign keys on every connection. A malformed URL or a missing driver raises
+:class:`~embeddings.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, make_url
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.pool import StaticPool
+
+from embeddings.errors import ConfigError
+
+
+def make_engine(url: str) -> Engine:
+    """A SQLAlchemy engine for ``url`` (SQLite: directories created, WAL and foreign keys on)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"store URL {url!r} is not a SQLAlchemy URL (e.g. sqlite:////path/seqemb.sqlite)") from exc
+    options: dict[str, Any] = {}
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite:
+        database = parsed.database or ""
+        if database in ("", ":memory:") or parsed.query.get("mode") == "memory":
+            # One shared connection: every thread sees the same in-memory database.
+            options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        else:
+            if not database.startswith("file:"):
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            options = {"connect_args": {"timeout": 30}}
+    try:
+        engine = create_engine(parsed, **options)
+    except (NoSuchModuleError, ImportError) as exc:
+        shown = parsed.render_as_string(hide_password=True)
+        raise ConfigError(f"store URL {shown!r} needs a database driver that is not installed ({exc})") from exc
+    if is_sqlite:
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers run beside a writer; SQLite enforces foreign keys only when asked."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
