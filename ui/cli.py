@@ -41,7 +41,7 @@ class IndexKind(str, Enum):
 
 DbOption = Annotated[
     Optional[str],
-    typer.Option("--db", help="SQLAlchemy URL of the store [default: $SEQEMB_DB_URL or $SEQEMB_HOME/seqemb.sqlite]"),
+    typer.Option("--db", help="SQLAlchemy URL of the store (default: $SEQEMB_DB_URL or $SEQEMB_HOME/seqemb.sqlite)"),
 ]
 
 
@@ -73,11 +73,11 @@ def item2vec(
     source: Annotated[str, typer.Argument(help="CSV / Parquet file, or a SQLAlchemy URL with --table or --query.")],
     entity: Annotated[str, typer.Option(help="Column of the user, card or session id.")],
     item: Annotated[str, typer.Option(help="Column of the item id.")],
-    timestamp: Annotated[Optional[str], typer.Option(help="Column of the event time [default: file order].")] = None,
+    timestamp: Annotated[Optional[str], typer.Option(help="Column of the event time (default: file order).")] = None,
     table: Annotated[Optional[str], typer.Option(help="Table to read when SOURCE is a URL.")] = None,
     query: Annotated[Optional[str], typer.Option(help="SQL query to read when SOURCE is a URL.")] = None,
     session_gap: Annotated[
-        Optional[float], typer.Option(help="Minutes of inactivity that start a new session [default: none].")
+        Optional[float], typer.Option(help="Minutes of inactivity that start a new session (default: none).")
     ] = None,
     min_count: Annotated[int, typer.Option(min=1, help="Drop items seen fewer times (counted in the report).")] = 5,
     min_length: Annotated[int, typer.Option(min=2, help="Drop sequences shorter than this.")] = 2,
@@ -92,7 +92,7 @@ def item2vec(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     index: Annotated[IndexKind, typer.Option(help="Nearest-neighbour index to build.")] = IndexKind.hnsw,
     out: Annotated[
-        Optional[Path], typer.Option(help="Model directory [default: $SEQEMB_HOME/models/item2vec-<run id>].")
+        Optional[Path], typer.Option(help="Model directory (default: $SEQEMB_HOME/models/item2vec-<run id>).")
     ] = None,
     db: DbOption = None,
 ) -> None:
