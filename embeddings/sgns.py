@@ -1,0 +1,293 @@
+"""Skip-gram and CBOW with negative sampling (word2vec, item2vec) over :class:`Sequences`.
+
+Each position ``c`` of a sequence is a centre; its context is every position
+within a dynamic window: a reduced window ``b ~ U[0, window)`` is drawn per
+centre and the context spans ``window - b`` positions on each side. Skip-gram
+maximises, for every (centre ``o``, context ``c``) pair,
+
+    log σ(u_o · v_c) + Σ_{k=1..negative} log σ(-u_k · v_c),
+
+and CBOW the same with ``v_c`` replaced by the mean of the context's input
+vectors. ``v`` are the input vectors (``input_vectors``, the embeddings), ``u``
+the output vectors (``output_vectors``, word2vec's ``syn1neg``) and the noise
+tokens ``k`` are drawn with probability ∝ ``count**ns_exponent`` (0.75).
+
+Before windows are formed, each occurrence of a token with frequency ``f``
+(``count / total``) is kept with probability
+``(sqrt(f / s) + 1) · s / f`` (capped at 1, ``s`` = ``sample``), the formula
+word2vec and gensim use. The learning rate decays linearly from ``alpha`` to
+``min_alpha`` over all epochs' tokens. As in gensim, a target whose score
+``u·v`` lies beyond ±6 gets no update. Token 0 is reserved for unknown/padding:
+it is never trained, never a context and never a negative, and neither is any
+token whose count is 0.
+
+Two backends share this objective: a compiled Hogwild kernel on CPU
+(:mod:`embeddings.sgns_kernels`, like word2vec.c / gensim: threads update the
+shared matrices without locks) and a batched torch path for CUDA
+(:mod:`embeddings.sgns_torch`). With ``workers=1`` the CPU kernel is exactly
+reproducible for a seed; with more workers the threads race on shared rows, so
+results differ slightly from run to run, as in gensim.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from embeddings.errors import ConfigError, DataError
+from embeddings.sequences import Sequences
+from embeddings.settings import resolve_device
+
+MODES = ("skipgram", "cbow")
+BACKENDS = ("auto", "numba", "torch")
+
+
+@dataclass
+class SGNSConfig:
+    """Hyperparameters of skip-gram / CBOW with negative sampling.
+
+    ``workers=0`` uses every core. ``backend="auto"`` runs the compiled kernel
+    on CPU and the torch path on CUDA; ``backend="torch"`` forces the torch
+    path (also on CPU). ``chunk_tokens`` is how many tokens one kernel call
+    trains (the unit of work handed to a thread and of progress);
+    ``batch_size`` is the number of examples per torch step.
+    """
+
+    mode: str = "skipgram"
+    dim: int = 100
+    window: int = 5
+    negative: int = 5
+    sample: float = 1e-3
+    epochs: int = 5
+    alpha: float = 0.025
+    min_alpha: float = 1e-4
+    ns_exponent: float = 0.75
+    seed: int = 0
+    workers: int = 0
+    device: str = "auto"
+    backend: str = "auto"
+    chunk_tokens: int = 16_384
+    batch_size: int = 4_096
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be 'skipgram' or 'cbow', got {self.mode!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend must be 'auto', 'numba' or 'torch', got {self.backend!r}")
+        for name in ("dim", "window", "negative", "epochs", "chunk_tokens", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise ConfigError(f"workers must be a non-negative integer (0 = all cores), got {self.workers!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not (math.isfinite(self.sample) and self.sample >= 0):
+            raise ConfigError(f"sample must be a finite number >= 0 (0 disables subsampling), got {self.sample!r}")
+        if not (math.isfinite(self.alpha) and self.alpha > 0):
+            raise ConfigError(f"alpha must be a finite number > 0, got {self.alpha!r}")
+        if not (math.isfinite(self.min_alpha) and 0 <= self.min_alpha <= self.alpha):
+            raise ConfigError(f"min_alpha must be between 0 and alpha ({self.alpha}), got {self.min_alpha!r}")
+        if not math.isfinite(self.ns_exponent):
+            raise ConfigError(f"ns_exponent must be a finite number, got {self.ns_exponent!r}")
+
+
+@dataclass
+class SGNSResult:
+    """Trained matrices and training statistics.
+
+    ``input_vectors`` (float32, ``(V, dim)``) are the embeddings;
+    ``output_vectors`` (float32, ``(V, dim)``) are the negative-sampling weights.
+    ``epoch_loss[e]`` is the mean negative log-likelihood per example (a
+    skip-gram pair or a CBOW centre) in epoch ``e``; ``items_per_s`` is raw
+    tokens × epochs / ``seconds`` of training; ``kept_tokens[e]`` is how many
+    tokens survived subsampling in epoch ``e``.
+    """
+
+    input_vectors: np.ndarray
+    output_vectors: np.ndarray
+    epoch_loss: list[float] = field(default_factory=list)
+    kept_tokens: list[int] = field(default_factory=list)
+    items_per_s: float = 0.0
+    seconds: float = 0.0
+    backend: str = "numba"
+
+
+def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
+    """Probability of keeping one occurrence of each token, float64 ``(V,)``.
+
+    With ``t = sample · total`` (total = sum of counts), a token of count ``n``
+    is kept with probability ``min(1, (sqrt(n / t) + 1) · t / n)``; ``sample=0``
+    keeps everything. Token 0 and tokens of count 0 get 0 (never trained).
+    """
+    counts = np.asarray(counts, dtype=np.float64).copy()
+    counts[:1] = 0.0
+    keep = np.zeros_like(counts)
+    present = counts > 0
+    if sample == 0:
+        keep[present] = 1.0
+        return keep
+    threshold = sample * counts.sum()
+    n = counts[present]
+    keep[present] = np.minimum((np.sqrt(n / threshold) + 1.0) * threshold / n, 1.0)
+    return keep
+
+
+def noise_distribution(counts: np.ndarray, ns_exponent: float) -> np.ndarray:
+    """Negative-sampling probabilities ∝ ``count**ns_exponent``, float64 ``(V,)``; 0 for token 0 and unseen tokens."""
+    counts = np.asarray(counts, dtype=np.float64)
+    weights = np.zeros_like(counts)
+    present = counts > 0
+    present[:1] = False
+    weights[present] = counts[present] ** ns_exponent
+    return weights / weights.sum()
+
+
+def _noise_tables(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative distribution (ending at exactly 1) and its guide table for the kernel."""
+    cum = np.cumsum(probs)
+    cum /= cum[-1]
+    n = probs.size
+    guide = np.searchsorted(cum, np.arange(n, dtype=np.float64) / n, side="right").astype(np.int32)
+    return cum, guide
+
+
+def _check_inputs(sequences: Sequences, counts: np.ndarray) -> np.ndarray:
+    counts = np.asarray(counts)
+    if counts.ndim != 1 or counts.size < 2:
+        raise DataError(f"counts must be a 1-D array with one entry per token (at least 2), got shape {counts.shape}")
+    if not np.issubdtype(counts.dtype, np.number) or not np.all(np.isfinite(counts)):
+        raise DataError("counts must be finite numbers")
+    negative = np.flatnonzero(counts < 0)
+    if negative.size:
+        raise DataError(f"counts must be >= 0; token {negative[0]} has count {counts[negative[0]]}")
+    if not np.any(counts[1:] > 0):
+        raise DataError("counts: no token other than 0 has a positive count, nothing to train")
+    tokens = sequences.tokens
+    if tokens.size:
+        bad = np.flatnonzero((tokens < 0) | (tokens >= counts.size))
+        if bad.size:
+            raise DataError(
+                f"sequences: token {tokens[bad[0]]} at position {bad[0]} is outside the vocabulary [0, {counts.size})"
+            )
+    return counts
+
+
+def _chunk_bounds(offsets: np.ndarray, chunk_tokens: int) -> np.ndarray:
+    """Sequence indices that split the sequences into runs of about ``chunk_tokens`` tokens."""
+    targets = np.arange(0, offsets[-1], chunk_tokens)
+    bounds = np.searchsorted(offsets, targets, side="left")
+    return np.unique(np.concatenate([bounds, [offsets.size - 1]]))
+
+
+def init_vectors(n_vocab: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """gensim's start: input vectors U(-1, 1) / dim, output vectors zero; row 0 zero in both."""
+    rng = np.random.default_rng(seed)
+    syn0 = (rng.random((n_vocab, dim), dtype=np.float32) * 2 - 1) / np.float32(dim)
+    syn0[0] = 0.0
+    return syn0, np.zeros((n_vocab, dim), dtype=np.float32)
+
+
+def train_sgns(
+    sequences: Sequences, counts: np.ndarray, config: SGNSConfig | None = None, progress: bool = True
+) -> SGNSResult:
+    """Train input/output vectors for ``V = len(counts)`` tokens on ``sequences``.
+
+    ``counts[i]`` is the frequency of token ``i`` (it drives subsampling and the
+    noise distribution); tokens are int32 in ``[0, V)``. Shows a tqdm bar with
+    the running loss and items/s unless ``progress=False``.
+    """
+    config = config or SGNSConfig()
+    counts = _check_inputs(sequences, counts)
+    device = resolve_device(config.device)
+    backend = config.backend
+    if backend == "auto":
+        backend = "numba" if device.type == "cpu" else "torch"
+    if backend == "numba" and device.type != "cpu":
+        raise ConfigError(f"backend 'numba' runs on CPU only, got device {config.device!r}; use backend torch")
+
+    keep = keep_probabilities(counts, config.sample)
+    noise = noise_distribution(counts, config.ns_exponent)
+    syn0, syn1 = init_vectors(counts.size, config.dim, config.seed)
+    total = config.epochs * sequences.n_tokens
+    bar = tqdm(total=total, unit="item", unit_scale=True, disable=not progress, desc=f"{config.mode} ({backend})")
+    start = time.perf_counter()
+    with bar:
+        if backend == "numba":
+            epoch_loss, kept_tokens = _train_numba(sequences, keep, noise, syn0, syn1, config, bar)
+        else:
+            from embeddings.sgns_torch import train_torch
+
+            syn0, syn1, epoch_loss, kept_tokens = train_torch(sequences, keep, noise, syn0, syn1, config, device, bar)
+    seconds = time.perf_counter() - start
+    return SGNSResult(
+        input_vectors=syn0,
+        output_vectors=syn1,
+        epoch_loss=epoch_loss,
+        kept_tokens=kept_tokens,
+        items_per_s=total / seconds if seconds > 0 else 0.0,
+        seconds=seconds,
+        backend=backend,
+    )
+
+
+def _train_numba(
+    sequences: Sequences,
+    keep: np.ndarray,
+    noise: np.ndarray,
+    syn0: np.ndarray,
+    syn1: np.ndarray,
+    config: SGNSConfig,
+    bar: tqdm,
+) -> tuple[list[float], list[int]]:
+    from embeddings.sgns_kernels import sigmoid_tables, train_chunk
+
+    offsets, tokens = sequences.offsets, sequences.tokens
+    keep32 = keep.astype(np.float32)
+    noise_cum, noise_guide = _noise_tables(noise)
+    sig_table, logsig_table = sigmoid_tables()
+    bounds = _chunk_bounds(offsets, config.chunk_tokens)
+    n_tokens = max(int(offsets[-1]), 1)
+    schedule_total = config.epochs * n_tokens
+    cbow = config.mode == "cbow"
+
+    def alpha_at(position: int) -> float:
+        return config.alpha - (config.alpha - config.min_alpha) * position / schedule_total
+
+    def run(epoch: int, chunk: int) -> tuple[float, int, int, int]:
+        first, last = int(bounds[chunk]), int(bounds[chunk + 1])
+        base = epoch * n_tokens
+        loss, examples, kept = train_chunk(
+            syn0, syn1, tokens, offsets, first, last, keep32, noise_cum, noise_guide,
+            sig_table, logsig_table, config.window, config.negative, cbow,
+            alpha_at(base + int(offsets[first])), alpha_at(base + int(offsets[last])),
+            _chunk_seed(config.seed, epoch, chunk),
+        )  # fmt: skip
+        return loss, examples, kept, int(offsets[last] - offsets[first])
+
+    jobs = [(epoch, chunk) for epoch in range(config.epochs) for chunk in range(bounds.size - 1)]
+    workers = config.workers or os.cpu_count() or 1
+    sums = np.zeros(config.epochs)
+    examples = np.zeros(config.epochs, dtype=np.int64)
+    kept_tokens = np.zeros(config.epochs, dtype=np.int64)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = map(lambda job: run(*job), jobs) if workers == 1 else pool.map(lambda job: run(*job), jobs)
+        for (epoch, _), (loss, n_examples, n_kept, n_items) in zip(jobs, results):
+            sums[epoch] += loss
+            examples[epoch] += n_examples
+            kept_tokens[epoch] += n_kept
+            bar.update(n_items)
+            bar.set_postfix(loss=f"{sums[epoch] / max(examples[epoch], 1):.4f}", refresh=False)
+    return (sums / np.maximum(examples, 1)).tolist(), kept_tokens.tolist()
+
+
+def _chunk_seed(seed: int, epoch: int, chunk: int) -> int:
+    """A 63-bit seed per (seed, epoch, chunk), independent of which thread runs the chunk."""
+    return int(np.random.SeedSequence([seed, epoch, chunk]).generate_state(1, np.uint64)[0] >> np.uint64(1))
