@@ -42,7 +42,7 @@ import faiss
 import numpy as np
 
 from embeddings.errors import ConfigError, DataError, NotFoundError
-from embeddings.atomic import atomic_output
+from embeddings.files import atomic_output, read_json
 from embeddings.vectors import Embeddings, Key, as_float_matrix, as_key_list, check_k, unit_rows
 
 KINDS = ("exact", "ivf", "hnsw")
@@ -290,7 +290,7 @@ class VectorIndex:
         for path in paths.values():
             if not path.is_file():
                 raise NotFoundError(f"no vector index at {directory}: {path.name} is missing")
-        config_data = _read_json(paths["config.json"], dict)
+        config_data = read_json(paths["config.json"], dict)
         if config_data.pop("format", None) != _FORMAT:
             raise DataError(f"{paths['config.json']}: not a seqemb vector index config ({_FORMAT})")
         dim, size = config_data.pop("dim", None), config_data.pop("size", None)
@@ -299,7 +299,7 @@ class VectorIndex:
         except (TypeError, ConfigError) as exc:
             raise DataError(f"{paths['config.json']}: {exc}") from None
         try:
-            keys = as_key_list(_read_json(paths["keys.json"], list))
+            keys = as_key_list(read_json(paths["keys.json"], list))
         except DataError as exc:
             raise DataError(f"{paths['keys.json']}: {exc}") from None
         try:
@@ -312,16 +312,6 @@ class VectorIndex:
                 f"keys.json {len(keys)} keys and config.json says {size} of dim {dim}"
             )
         return cls(index, keys, config, device)
-
-
-def _read_json(path: Path, expected: type) -> Any:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, expected):
-        raise DataError(f"{path}: expected a JSON {expected.__name__}, got {type(data).__name__}")
-    return data
 
 
 def _new_cpu_index(config: IndexConfig, dim: int) -> faiss.Index:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from embeddings.atomic import atomic_directory
+from embeddings.files import atomic_directory, read_json
 from embeddings.data import EventSchema, build_sequences, read_events
 from embeddings.errors import DataError, NotFoundError
 from embeddings.index import VectorIndex
@@ -102,7 +102,7 @@ class Item2VecModel:
         meta_path = directory / "model.json"
         if not meta_path.is_file():
             raise NotFoundError(f"{directory}: not an item2vec model directory (no model.json)")
-        meta = json.loads(meta_path.read_text())
+        meta = read_json(meta_path, dict)
         if meta.get("kind") != MODEL_KIND:
             raise DataError(f"{meta_path}: kind is {meta.get('kind')!r}, expected {MODEL_KIND!r}")
         return cls(

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.atomic import atomic_output
+from embeddings.files import atomic_output, read_json
 from embeddings.errors import ConfigError, DataError, NotFoundError
 from embeddings.word2vec_format import read_word2vec, write_word2vec
 
@@ -223,12 +223,7 @@ class Embeddings:
         for path in (keys_path, vectors_path):
             if not path.is_file():
                 raise NotFoundError(f"no embeddings at {directory}: {path.name} is missing")
-        try:
-            keys = json.loads(keys_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"{keys_path}: not valid JSON ({exc})") from None
-        if not isinstance(keys, list):
-            raise DataError(f"{keys_path}: expected a JSON list of keys, got {type(keys).__name__}")
+        keys = read_json(keys_path, list)
         try:
             vectors = np.load(vectors_path, allow_pickle=False)
         except ValueError as exc:

@@ -26,7 +26,7 @@ from typing import NoReturn
 import numpy as np
 from numba import njit
 
-from embeddings.atomic import atomic_output
+from embeddings.files import atomic_output
 from embeddings.errors import DataError, NotFoundError
 
 _TEXT_CHUNK_ROWS = 20_000  # rows formatted per write when writing word2vec text

@@ -51,27 +51,42 @@ def run_demo(
     say(f"synthetic world (seed {seed}): " + ", ".join(f"{n:,} {table}" for table, n in written.items()))
 
     url = store.engine.url.render_as_string(hide_password=False)
-    items_job = Item2VecJob(
+    trained = []
+    for step in _item2vec_steps(world, seed):
+        model, run_id = run_item2vec(url, step.job, store=store, table=step.table, progress=progress)
+        agreement = neighbour_agreement(model.index, step.labels)
+        store.log_metrics(run_id, {f"{step.label_name}_agreement@10": round(agreement, 4)})
+        say(f"item2vec on {step.job.name}: {_summary(model)}; {agreement:.0%} of neighbours share the {step.label_name}")
+        trained += [model, run_id]
+    return DemoResult(world, *trained)
+
+
+@dataclass
+class _Step:
+    """One item2vec model of the demo: what it reads and the planted label it should recover."""
+
+    job: Item2VecJob
+    table: str
+    labels: dict
+    label_name: str
+
+
+def _item2vec_steps(world: World, seed: int) -> list[_Step]:
+    sessions = Item2VecJob(
         schema=EventSchema(entity="user_id", item="item_id", timestamp="ts"),
         session_gap_minutes=SESSION_GAP_MINUTES,
         sgns=SGNSConfig(dim=64, window=5, negative=10, epochs=10, seed=seed),
-        name="items",
+        name="sessions",
     )
-    items, items_run = run_item2vec(url, items_job, store=store, table="events", progress=progress)
-    purity = neighbour_agreement(items.index, dict(world.items.select("item_id", "cluster").iter_rows()))
-    store.log_metrics(items_run, {"cluster_agreement@10": round(purity, 4)})
-    say(f"item2vec on sessions: {_summary(items)}; {purity:.0%} of neighbours share the planted cluster")
-
-    merchants_job = Item2VecJob(
+    card_histories = Item2VecJob(
         schema=EventSchema(entity="card_id", item="merchant_id", timestamp="ts"),
         sgns=SGNSConfig(dim=32, window=5, negative=10, epochs=10, seed=seed),
-        name="merchants",
+        name="card transactions",
     )
-    merchants, merchants_run = run_item2vec(url, merchants_job, store=store, table="transactions", progress=progress)
-    region = neighbour_agreement(merchants.index, dict(world.merchants.select("merchant_id", "region").iter_rows()))
-    store.log_metrics(merchants_run, {"region_agreement@10": round(region, 4)})
-    say(f"item2vec on card transactions: {_summary(merchants)}; {region:.0%} of neighbours share the home region")
-    return DemoResult(world, items, items_run, merchants, merchants_run)
+    return [
+        _Step(sessions, "events", dict(world.items.select("item_id", "cluster").iter_rows()), "cluster"),
+        _Step(card_histories, "transactions", dict(world.merchants.select("merchant_id", "region").iter_rows()), "region"),
+    ]
 
 
 def _summary(model: Item2VecModel) -> str:

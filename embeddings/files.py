@@ -1,17 +1,22 @@
-"""All-or-nothing outputs: a crash leaves either the old output or the new one, never half of one.
+"""Files seqemb writes and reads back: all-or-nothing outputs and checked JSON.
 
-Work happens in a hidden temporary sibling of the target; only a finished output is
-moved onto the target with :func:`os.replace` (atomic on one file system).
+Outputs are written into a hidden temporary sibling of the target; only a finished
+output is moved onto the target with :func:`os.replace` (atomic on one file system), so
+a crash leaves either the old output or the new one, never half of one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from embeddings.errors import DataError
 
 
 @contextmanager
@@ -47,3 +52,14 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def read_json(path: Path, expected: type) -> Any:
+    """Parse the JSON file ``path`` and check that its top level is an ``expected`` (dict, list)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, expected):
+        raise DataError(f"{path}: expected a JSON {expected.__name__}, got {type(data).__name__}")
+    return data
