@@ -100,18 +100,18 @@ class BuiltSequences(NamedTuple):
     owners: pl.DataFrame
 
 
-def _bad_row(name: str, column: str, row: int, problem: str) -> DataError:
+def bad_row(name: str, column: str, row: int, problem: str) -> DataError:
     return DataError(f"{name}: column {column!r} row {row} (0-based data row): {problem}")
 
 
-def _check_nulls(name: str, column: str, s: pl.Series) -> None:
+def check_nulls(name: str, column: str, s: pl.Series) -> None:
     if s.null_count():
-        raise _bad_row(name, column, int(s.is_null().arg_max()), "missing value")
+        raise bad_row(name, column, int(s.is_null().arg_max()), "missing value")
 
 
-def _ids(name: str, column: str, s: pl.Series) -> pl.Series:
+def check_ids(name: str, column: str, s: pl.Series) -> pl.Series:
     """Entity or item ids as Int64 or String."""
-    _check_nulls(name, column, s)
+    check_nulls(name, column, s)
     if s.dtype in (pl.Categorical, pl.Enum):
         s = s.cast(pl.String)
     if not (s.dtype.is_integer() or s.dtype == pl.String):
@@ -119,21 +119,21 @@ def _ids(name: str, column: str, s: pl.Series) -> pl.Series:
     return s.cast(pl.Int64) if s.dtype.is_integer() else s
 
 
-def _weights(name: str, column: str, s: pl.Series) -> pl.Series:
-    _check_nulls(name, column, s)
+def check_weights(name: str, column: str, s: pl.Series) -> pl.Series:
+    check_nulls(name, column, s)
     if not s.dtype.is_numeric():
         raise DataError(f"{name}: column {column!r} has type {s.dtype}; expected numbers")
     w = s.cast(pl.Float64)
     bad = ~(w.is_finite() & (w >= 0))
     if bad.any():
         row = int(bad.arg_max())
-        raise _bad_row(name, column, row, f"weight {w[row]!r} is not a finite number >= 0")
+        raise bad_row(name, column, row, f"weight {w[row]!r} is not a finite number >= 0")
     return w
 
 
 def _timestamps(name: str, column: str, s: pl.Series) -> pl.Series:
     """Datetime (µs, naive UTC) from datetimes, dates, ISO-8601 text or integer unix seconds."""
-    _check_nulls(name, column, s)
+    check_nulls(name, column, s)
     if isinstance(s.dtype, pl.Datetime):
         if s.dtype.time_zone is not None:
             s = s.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
@@ -157,7 +157,7 @@ def _timestamps(name: str, column: str, s: pl.Series) -> pl.Series:
     parsed = pl.select(pl.coalesce(with_zone, *naive)).to_series()
     if parsed.null_count():
         row = int(parsed.is_null().arg_max())
-        raise _bad_row(name, column, row, f"cannot parse {s[row]!r} as a timestamp")
+        raise bad_row(name, column, row, f"cannot parse {s[row]!r} as a timestamp")
     return parsed
 
 
@@ -180,7 +180,7 @@ def read_events(
     missing = [c for c in columns.values() if c not in raw.columns]
     if missing:
         raise DataError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(raw.columns)})")
-    checks = {"entity": _ids, "item": _ids, "ts": _timestamps, "weight": _weights}
+    checks = {"entity": check_ids, "item": check_ids, "ts": _timestamps, "weight": check_weights}
     events = pl.DataFrame(
         [checks[canonical](name, column, raw[column]).rename(canonical) for canonical, column in columns.items()]
     )
