@@ -5,8 +5,11 @@
 
 from embeddings.data import BuildReport, EventSchema, build_sequences, read_events, split_sessions
 from embeddings.errors import ConfigError, DataError, NotFoundError, SeqembError
+from embeddings.graph import Graph
 from embeddings.index import VectorIndex
-from embeddings.item2vec import Item2VecJob, Item2VecModel, item2vec, run_item2vec
+from embeddings.item2vec import Item2VecJob, item2vec, run_item2vec
+from embeddings.model import EmbeddingModel
+from embeddings.node2vec import Node2VecConfig, Node2VecJob, node2vec, run_node2vec, transaction_graph
 from embeddings.sequences import Sequences
 from embeddings.sgns import SGNSConfig, train_sgns
 from embeddings.sources import read_table
@@ -22,7 +25,13 @@ __all__ = [
     "Embeddings",
     "EventSchema",
     "Item2VecJob",
-    "Item2VecModel",
+    "EmbeddingModel",
+    "Graph",
+    "Node2VecConfig",
+    "Node2VecJob",
+    "node2vec",
+    "run_node2vec",
+    "transaction_graph",
     "NotFoundError",
     "SGNSConfig",
     "SeqembError",

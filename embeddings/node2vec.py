@@ -33,23 +33,23 @@ for a random other card's. An unweighted mean scored the same (84.7% for the sma
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from embeddings.data import check_ids, check_weights
-from embeddings.errors import ConfigError, DataError, NotFoundError
-from embeddings.files import atomic_directory, read_json
+from embeddings.errors import ConfigError, DataError
 from embeddings.graph import Graph
+from embeddings.index import VectorIndex
+from embeddings.model import EmbeddingModel, save_run_model
 from embeddings.sgns import SGNSConfig, SGNSResult, train_sgns
 from embeddings.sources import Source, describe_source, read_table
+from embeddings.store import Store
 from embeddings.vectors import Embeddings
 from embeddings.walks import check_walk_params, random_walks
 
@@ -175,41 +175,43 @@ def node2vec(graph: Graph, config: Node2VecConfig | None = None, progress: bool 
 
 
 @dataclass
-class Node2VecModel:
-    """Node vectors with the config and statistics that made them, saved as one directory::
+class Node2VecJob:
+    """What ``seqemb node2vec`` does: which edge columns to read and how to walk and train."""
 
-    model.json    {"kind": "node2vec", "config": {...}, "metrics": {...}}
-    embeddings/   Embeddings.save
+    src: str = "src"
+    dst: str = "dst"
+    weight: str | None = None
+    directed: bool = False
+    config: Node2VecConfig = field(default_factory=Node2VecConfig)
+    index_kind: str = "hnsw"
+
+
+def run_node2vec(
+    source: Source,
+    job: Node2VecJob,
+    *,
+    store: Store,
+    table: str | None = None,
+    query: str | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> tuple[EmbeddingModel, str]:
+    """Read an edge table, embed its nodes, index and save them, and record the run; returns (model, run id).
+
+    The model goes to ``out`` (default ``$SEQEMB_HOME/models/node2vec-<run id>``); the run's
+    metrics hold the graph report (what was merged and dropped) and the walk and training
+    statistics. A failure marks the run failed and leaves no model directory behind.
     """
-
-    embeddings: Embeddings
-    config: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_result(cls, result: Node2VecResult, config: Node2VecConfig) -> Node2VecModel:
-        return cls(result.embeddings, asdict(config), result.metrics())
-
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Write the model as one directory, all or nothing; returns its path."""
-        directory = Path(directory)
-        with atomic_directory(directory) as tmp:
-            self.embeddings.save(tmp / "embeddings")
-            meta = {"kind": MODEL_KIND, "config": self.config, "metrics": self.metrics}
-            (tmp / "model.json").write_text(json.dumps(meta, indent=2, default=str))
-        return directory
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike) -> Node2VecModel:
-        """Load a directory written by :meth:`save`."""
-        directory = Path(directory)
-        meta_path = directory / "model.json"
-        if not meta_path.is_file():
-            raise NotFoundError(f"{directory}: not a node2vec model directory (no model.json)")
-        meta = read_json(meta_path, dict)
-        if meta.get("kind") != MODEL_KIND:
-            raise DataError(f"{meta_path}: kind is {meta.get('kind')!r}, expected {MODEL_KIND!r}")
-        return cls(Embeddings.load(directory / "embeddings"), meta.get("config", {}), meta.get("metrics", {}))
+    with store.run(MODEL_KIND, asdict(job)) as run:
+        graph, report = Graph.from_edges(
+            source, src=job.src, dst=job.dst, weight=job.weight, directed=job.directed, table=table, query=query
+        )
+        result = node2vec_with_stats(graph, job.config, progress=progress)
+        index = VectorIndex.from_embeddings(result.embeddings, kind=job.index_kind)
+        graph_metrics = {f"graph_{name}": value for name, value in asdict(report).items() if name != "source"}
+        model = EmbeddingModel(MODEL_KIND, result.embeddings, index, asdict(job), {**graph_metrics, **result.metrics()})
+        save_run_model(store, run, model, out)
+    return model, run.id
 
 
 # -- card-merchant graphs -------------------------------------------------------------------

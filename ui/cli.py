@@ -15,7 +15,8 @@ import typer
 
 from embeddings.data import EventSchema
 from embeddings.errors import SeqembError
-from embeddings.item2vec import Item2VecJob, latest_model, run_item2vec
+from embeddings.item2vec import Item2VecJob, run_item2vec
+from embeddings.model import latest_model
 from embeddings.sgns import SGNSConfig
 from embeddings.store import Store
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from embeddings.data import EventSchema
 from embeddings.evaluate import neighbour_agreement
-from embeddings.item2vec import Item2VecJob, Item2VecModel, run_item2vec
+from embeddings.item2vec import Item2VecJob, run_item2vec
+from embeddings.model import EmbeddingModel
 from embeddings.sgns import SGNSConfig
 from embeddings.store import Store
 from embeddings.synthetic import World, WorldConfig, make_world
@@ -33,9 +34,9 @@ class DemoResult:
     """What the demo made: the world and each trained model with its run id."""
 
     world: World
-    items: Item2VecModel
+    items: EmbeddingModel
     items_run: str
-    merchants: Item2VecModel
+    merchants: EmbeddingModel
     merchants_run: str
 
 
@@ -89,6 +90,6 @@ def _item2vec_steps(world: World, seed: int) -> list[_Step]:
     ]
 
 
-def _summary(model: Item2VecModel) -> str:
+def _summary(model: EmbeddingModel) -> str:
     m = model.metrics
     return f"{m['keys']:,} keys from {m['tokens']:,} tokens in {m['train_seconds']:.1f}s"

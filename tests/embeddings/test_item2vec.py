@@ -11,7 +11,8 @@ from embeddings.data import EventSchema, build_sequences, read_events
 from embeddings.errors import DataError
 from embeddings.evaluate import neighbour_agreement
 from embeddings.index import VectorIndex
-from embeddings.item2vec import Item2VecJob, Item2VecModel, item2vec, latest_model, run_item2vec
+from embeddings.item2vec import Item2VecJob, item2vec, run_item2vec
+from embeddings.model import EmbeddingModel, latest_model
 from embeddings.sgns import SGNSConfig
 from embeddings.store import Store
 from embeddings.synthetic import WorldConfig, make_world
@@ -50,7 +51,7 @@ def test_run_saves_a_model_that_loads_in_one_call(tmp_path) -> None:
     assert run["status"] == "succeeded"
     assert run["metrics"]["tokens"] == WORLD.events.height
 
-    loaded = Item2VecModel.load(run["artifact_path"])
+    loaded = EmbeddingModel.load(run["artifact_path"])
     np.testing.assert_array_equal(loaded.embeddings.vectors, model.embeddings.vectors)
     assert loaded.similar("i0001", 5) == model.similar("i0001", 5)
     assert loaded.config == model.config

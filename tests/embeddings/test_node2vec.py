@@ -9,14 +9,17 @@ import pytest
 
 from embeddings.errors import ConfigError, DataError
 from embeddings.graph import Graph
+from embeddings.model import EmbeddingModel
 from embeddings.node2vec import (
     Node2VecConfig,
-    Node2VecModel,
+    Node2VecJob,
     inductive_vectors,
     node2vec,
     node2vec_with_stats,
+    run_node2vec,
     transaction_graph,
 )
+from embeddings.store import Store
 from embeddings.synthetic import WorldConfig, make_world
 from embeddings.vectors import Embeddings
 
@@ -81,14 +84,21 @@ def test_bad_config(kwargs, message):
         Node2VecConfig(**kwargs)
 
 
-def test_model_directory_round_trip(tmp_path):
-    graph, _ = Graph.from_networkx(nx.karate_club_graph())
-    config = Node2VecConfig(**SMALL)
-    model = Node2VecModel.from_result(node2vec_with_stats(graph, config, progress=False), config)
-    loaded = Node2VecModel.load(model.save(tmp_path / "karate"))
+def test_run_records_a_model_that_loads_in_one_call(tmp_path):
+    edges = tmp_path / "karate.csv"
+    pl.DataFrame(list(nx.karate_club_graph().edges()), schema=["a", "b"], orient="row").write_csv(edges)
+    store = Store()
+    job = Node2VecJob(src="a", dst="b", config=Node2VecConfig(**SMALL), index_kind="exact")
+    model, run_id = run_node2vec(edges, job, store=store, progress=False)
+    run = store.get_run(run_id)
+    assert run["status"] == "succeeded"
+    assert run["metrics"]["graph_edges"] == 78 and run["metrics"]["walks"] == 34 * 20
+    loaded = EmbeddingModel.load(run["artifact_path"], kind="node2vec")
     assert loaded.embeddings.keys == model.embeddings.keys
     np.testing.assert_array_equal(loaded.embeddings.vectors, model.embeddings.vectors)
-    assert loaded.config["q"] == 1.0 and loaded.metrics["walks"] == 34 * 20
+    assert loaded.config["config"]["q"] == 1.0
+    assert loaded.similar(0, 3) == model.similar(0, 3)
+    assert store.count("vectors", where={"run_id": run_id}) == 34
 
 
 def test_transaction_graph_keeps_cards_and_merchants_apart():

@@ -69,7 +69,8 @@ def test_similar_of_unknown_key_is_one_line() -> None:
         cwd=ROOT,
     )
     assert bad.returncode == 2
-    assert bad.stderr.startswith("error: no item2vec model in sqlite:///")
+    assert bad.stderr.startswith("error: no model in sqlite:///")
+    assert bad.stderr.rstrip().endswith("knows 'nope'")
     assert len(bad.stderr.splitlines()) == 1
 
 
