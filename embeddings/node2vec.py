@@ -176,12 +176,17 @@ def node2vec(graph: Graph, config: Node2VecConfig | None = None, progress: bool 
 
 @dataclass
 class Node2VecJob:
-    """What ``seqemb node2vec`` does: which edge columns to read and how to walk and train."""
+    """What ``seqemb node2vec`` does: which edge columns to read and how to walk and train.
+
+    ``transactions=True``: the source is a transaction table; ``src`` and ``dst`` name its
+    card and merchant columns and the graph is :func:`transaction_graph` of it.
+    """
 
     src: str = "src"
     dst: str = "dst"
     weight: str | None = None
     directed: bool = False
+    transactions: bool = False
     config: Node2VecConfig = field(default_factory=Node2VecConfig)
     index_kind: str = "hnsw"
 
@@ -203,12 +208,16 @@ def run_node2vec(
     statistics. A failure marks the run failed and leaves no model directory behind.
     """
     with store.run(MODEL_KIND, asdict(job)) as run:
-        graph, report = Graph.from_edges(
-            source, src=job.src, dst=job.dst, weight=job.weight, directed=job.directed, table=table, query=query
-        )
+        if job.transactions:
+            graph = transaction_graph(source, card=job.src, merchant=job.dst, weight=job.weight, table=table, query=query)
+            graph_metrics = {"graph_nodes": graph.n_nodes, "graph_edges": graph.n_edges}
+        else:
+            graph, report = Graph.from_edges(
+                source, src=job.src, dst=job.dst, weight=job.weight, directed=job.directed, table=table, query=query
+            )
+            graph_metrics = {f"graph_{name}": value for name, value in asdict(report).items() if name != "source"}
         result = node2vec_with_stats(graph, job.config, progress=progress)
         index = VectorIndex.from_embeddings(result.embeddings, kind=job.index_kind)
-        graph_metrics = {f"graph_{name}": value for name, value in asdict(report).items() if name != "source"}
         model = EmbeddingModel(MODEL_KIND, result.embeddings, index, asdict(job), {**graph_metrics, **result.metrics()})
         save_run_model(store, run, model, out)
     return model, run.id

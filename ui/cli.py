@@ -17,6 +17,7 @@ from embeddings.data import EventSchema
 from embeddings.errors import SeqembError
 from embeddings.item2vec import Item2VecJob, run_item2vec
 from embeddings.model import latest_model
+from embeddings.node2vec import Node2VecConfig, Node2VecJob, run_node2vec
 from embeddings.sgns import SGNSConfig
 from embeddings.store import Store
 
@@ -61,10 +62,10 @@ def demo(
     store = Store(db)
     typer.echo(f"store: {store.url}")
     result = run_demo(store, seed=seed, scale=scale, say=typer.echo)
-    typer.echo(f"models: {_artifact(store, result.items_run)}")
-    typer.echo(f"        {_artifact(store, result.merchants_run)}")
-    example = result.world.items["item_id"][0]
-    typer.echo(f"try:    seqemb similar {example}")
+    for label, run_id in (("models:", result.items_run), ("", result.merchants_run), ("", result.graph_run)):
+        typer.echo(f"{label:<8}{_artifact(store, run_id)}")
+    typer.echo(f"try:    seqemb similar {result.world.items['item_id'][0]}")
+    typer.echo(f"        seqemb similar {result.graph.embeddings.keys[0]}")
     if not no_ui:
         typer.echo("the dashboard is not part of this version yet; nothing to open")
 
@@ -121,6 +122,54 @@ def item2vec(
     m = model.metrics
     typer.echo(f"trained {m['keys']:,} items on {m['tokens']:,} tokens in {m['train_seconds']:.1f}s")
     typer.echo(f"dropped: {m['rows_dropped']}")
+    typer.echo(f"run {run_id} in {store.url}")
+    typer.echo(f"model: {_artifact(store, run_id)}")
+
+
+@app.command()
+def node2vec(
+    edges: Annotated[str, typer.Option(help="Edge table: CSV / Parquet file, or a SQLAlchemy URL with --table or --query.")],
+    src: Annotated[str, typer.Option(help="Column of an edge's source node.")] = "src",
+    dst: Annotated[str, typer.Option(help="Column of an edge's target node.")] = "dst",
+    weight: Annotated[Optional[str], typer.Option(help="Column of edge weights (default: unweighted).")] = None,
+    directed: Annotated[bool, typer.Option(help="Treat edges as directed.")] = False,
+    transactions: Annotated[
+        bool,
+        typer.Option(help="EDGES is a transaction table: embed its card-merchant graph (--src card, --dst merchant)."),
+    ] = False,
+    table: Annotated[Optional[str], typer.Option(help="Table to read when EDGES is a URL.")] = None,
+    query: Annotated[Optional[str], typer.Option(help="SQL query to read when EDGES is a URL.")] = None,
+    p: Annotated[float, typer.Option("-p", help="Return parameter (low = stay local).")] = 1.0,
+    q: Annotated[float, typer.Option("-q", help="In-out parameter (low = explore outward).")] = 1.0,
+    dim: Annotated[int, typer.Option(min=1, help="Vector dimension.")] = 128,
+    walk_length: Annotated[int, typer.Option(min=2, help="Nodes per walk.")] = 80,
+    walks_per_node: Annotated[int, typer.Option(min=1, help="Walks started at each node.")] = 10,
+    window: Annotated[int, typer.Option(min=1, help="Largest context window.")] = 10,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the walks.")] = 1,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+    workers: Annotated[int, typer.Option(min=0, help="Threads (0 = every core).")] = 0,
+    index: Annotated[IndexKind, typer.Option(help="Nearest-neighbour index to build.")] = IndexKind.hnsw,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Model directory (default: $SEQEMB_HOME/models/node2vec-<run id>).")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Embed the nodes of a graph with node2vec (biased random walks + skip-gram)."""
+    config = Node2VecConfig(
+        dim=dim, walk_length=walk_length, walks_per_node=walks_per_node, window=window, p=p, q=q,
+        epochs=epochs, seed=seed, workers=workers,
+    )  # fmt: skip
+    job = Node2VecJob(
+        src=src, dst=dst, weight=weight, directed=directed, transactions=transactions, config=config,
+        index_kind=index.value,
+    )  # fmt: skip
+    store = Store(db)
+    model, run_id = run_node2vec(edges, job, store=store, table=table, query=query, out=out)
+    m = model.metrics
+    typer.echo(
+        f"embedded {m['nodes']:,} nodes ({m['graph_edges']:,} edges, {m['nodes_without_vector']:,} without a vector) "
+        f"in {m['walk_seconds'] + m['train_seconds']:.1f}s; {m['walk_steps_per_s']:,} walk steps/s"
+    )
     typer.echo(f"run {run_id} in {store.url}")
     typer.echo(f"model: {_artifact(store, run_id)}")
 

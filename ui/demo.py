@@ -6,11 +6,12 @@ Steps, each recorded as a run in the store:
    merchants, cards, transactions) into the store;
 2. ``item2vec`` on the browsing sessions (events read back from the store, cut at a
    30-minute gap) — items of one planted taste cluster should be each other's neighbours;
-3. ``item2vec`` on the cards' transaction sequences — merchant vectors for the fraud models.
+3. ``item2vec`` on the cards' transaction sequences — merchant vectors for the fraud models;
+4. ``node2vec`` on the card-merchant graph — card and merchant vectors as features.
 
 Each model's quality on the planted structure (the share of an item's 10 nearest
-neighbours in its own cluster, or a merchant's in its own region) goes into its run's
-metrics.
+neighbours in its own cluster, or a card's or merchant's in its own home region) goes into
+its run's metrics.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import polars as pl
+
 from embeddings.data import EventSchema
 from embeddings.evaluate import neighbour_agreement
 from embeddings.item2vec import Item2VecJob, run_item2vec
 from embeddings.model import EmbeddingModel
+from embeddings.node2vec import CARD_PREFIX, MERCHANT_PREFIX, Node2VecConfig, Node2VecJob, run_node2vec
 from embeddings.sgns import SGNSConfig
 from embeddings.store import Store
 from embeddings.synthetic import World, WorldConfig, make_world
@@ -38,6 +42,8 @@ class DemoResult:
     items_run: str
     merchants: EmbeddingModel
     merchants_run: str
+    graph: EmbeddingModel
+    graph_run: str
 
 
 def run_demo(
@@ -59,7 +65,30 @@ def run_demo(
         store.log_metrics(run_id, {f"{step.label_name}_agreement@10": round(agreement, 4)})
         say(f"item2vec on {step.job.name}: {_summary(model)}; {agreement:.0%} of neighbours share the {step.label_name}")
         trained += [model, run_id]
-    return DemoResult(world, *trained)
+
+    graph_job = Node2VecJob(
+        src="card_id",
+        dst="merchant_id",
+        transactions=True,
+        config=Node2VecConfig(dim=64, walk_length=40, walks_per_node=10, window=5, seed=seed),
+    )
+    graph, graph_run = run_node2vec(url, graph_job, store=store, table="transactions", progress=progress)
+    regions = dict(
+        pl.concat(
+            [
+                world.cards.select(pl.lit(CARD_PREFIX) + pl.col("card_id"), "region"),
+                world.merchants.select(pl.lit(MERCHANT_PREFIX) + pl.col("merchant_id"), "region"),
+            ]
+        ).iter_rows()
+    )
+    agreement = neighbour_agreement(graph.index, regions)
+    store.log_metrics(graph_run, {"region_agreement@10": round(agreement, 4)})
+    m = graph.metrics
+    say(
+        f"node2vec on the card-merchant graph: {m['nodes']:,} nodes, {m['graph_edges']:,} edges in "
+        f"{m['walk_seconds'] + m['train_seconds']:.1f}s; {agreement:.0%} of neighbours share the home region"
+    )
+    return DemoResult(world, *trained, graph, graph_run)
 
 
 @dataclass

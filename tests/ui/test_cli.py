@@ -23,16 +23,19 @@ def test_demo_leaves_runs_models_and_vectors_in_the_store(seqemb_home: Path) -> 
     store = Store()
     assert str(seqemb_home) in store.url
     runs = store.runs()
-    assert sorted(runs["kind"]) == ["item2vec", "item2vec", "synthetic"]
+    assert sorted(runs["kind"]) == ["item2vec", "item2vec", "node2vec", "synthetic"]
     assert set(runs["status"]) == {"succeeded"}
     assert store.count("events") == make_world(WorldConfig().scaled(0.2)).events.height
     assert store.count("vectors") > 0
-    for path in runs.filter(pl.col("kind") == "item2vec")["artifact_path"]:
+    for path in runs.filter(pl.col("kind") != "synthetic")["artifact_path"]:
         assert (Path(path) / "model.json").is_file()
 
     similar = runner.invoke(app, ["similar", "i0001", "-k", "3"])
     assert similar.exit_code == 0, similar.output
     assert len(similar.output.strip().splitlines()) == 3
+    card = runner.invoke(app, ["similar", "card:c0001", "-k", "3"])
+    assert card.exit_code == 0, card.output
+    assert len(card.output.strip().splitlines()) == 3
 
 
 def test_item2vec_from_csv_and_bad_column(tmp_path: Path, seqemb_home: Path) -> None:
@@ -78,3 +81,21 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     readme = (ROOT / "README.md").read_text()
     assert ci in readme
+
+
+def test_node2vec_from_an_edge_file_and_a_transaction_table(tmp_path: Path) -> None:
+    world = make_world(WorldConfig().scaled(0.1))
+    edges = tmp_path / "edges.parquet"
+    world.edges.write_parquet(edges)
+    small = ["--dim", "8", "--walk-length", "10", "--walks-per-node", "2"]
+    graph = runner.invoke(app, ["node2vec", "--edges", str(edges), "--src", "card_id", "--dst", "merchant_id", *small])
+    assert graph.exit_code == 0, graph.output
+    assert f"({world.edges.height:,} edges," in graph.output
+
+    txns = tmp_path / "txns.csv"
+    world.transactions.write_csv(txns)
+    args = ["node2vec", "--edges", str(txns), "--transactions", "--src", "card_id", "--dst", "merchant_id"]
+    bipartite = runner.invoke(app, [*args, *small, "--out", str(tmp_path / "model")])
+    assert bipartite.exit_code == 0, bipartite.output
+    assert (tmp_path / "model" / "model.json").is_file()
+    assert "card:c0001" in Store().read("vectors", where={"key": "card:c0001"})["key"].to_list()
