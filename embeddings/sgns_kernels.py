@@ -1,6 +1,6 @@
 """Compiled Hogwild kernel for skip-gram / CBOW with negative sampling (CPU).
 
-One numba function trains a contiguous run of sequences in place, the way
+One numba function trains a run of sequences in place, the way
 word2vec.c and gensim do: subsample each sequence, draw a reduced window per
 position, and apply plain SGD to the two ``(V, dim)`` float32 matrices
 ``syn0`` (input vectors) and ``syn1`` (output vectors, ``syn1neg``). Several
@@ -59,6 +59,7 @@ def train_chunk(
     syn1: np.ndarray,
     tokens: np.ndarray,
     offsets: np.ndarray,
+    order: np.ndarray,
     first: int,
     last: int,
     keep: np.ndarray,
@@ -73,15 +74,16 @@ def train_chunk(
     alpha_last: float,
     seed: int,
 ) -> tuple[float, int, int]:
-    """Train sequences ``first..last-1`` in place; return (summed loss, examples, kept tokens).
+    """Train sequences ``order[first:last]`` in place; return (summed loss, examples, kept tokens).
 
-    syn0, syn1: float32 ``(V, dim)``. tokens: int32, offsets: int64 (CSR).
+    syn0, syn1: float32 ``(V, dim)``. tokens: int32, offsets: int64 (CSR);
+    order: int64, the sequence indices in the order this epoch visits them.
     keep: float32 ``(V,)``, the probability that an occurrence of a token is
     kept (0 for tokens that must never train). noise_cum: float64 ``(V,)``,
     the cumulative noise distribution ending at exactly 1; noise_guide: int32
     ``(V,)``, the first index whose cumulative value exceeds ``b / V`` for bucket ``b``.
-    The learning rate moves linearly from ``alpha_first`` at the first sequence
-    to ``alpha_last`` at the end of the run. An example is a (centre, context)
+    The learning rate moves linearly, token by token of the run, from
+    ``alpha_first`` at its first sequence to ``alpha_last`` at its end. An example is a (centre, context)
     pair for skip-gram and a centre position for CBOW; the loss of an example is
     ``-[log σ(u_o·h) + Σ_k log σ(-u_k·h)]`` with ``h`` the input vector (the
     context vector, or the mean of the context vectors for CBOW).
@@ -99,20 +101,25 @@ def train_chunk(
         state = _GOLDEN
 
     longest = 0
-    for s in range(first, last):
+    span = 0
+    for q in range(first, last):
+        s = order[q]
         longest = max(longest, offsets[s + 1] - offsets[s])
+        span += offsets[s + 1] - offsets[s]
     kept = np.empty(longest, dtype=np.int32)
     neu1 = np.empty(dim, dtype=np.float32)
     neu1e = np.empty(dim, dtype=np.float32)
     targets = np.empty(negative + 1, dtype=np.int64)
     dots = np.empty(negative + 1, dtype=np.float32)
 
-    span = max(offsets[last] - offsets[first], 1)
+    done = 0
     loss = 0.0
     examples = 0
     kept_total = 0
-    for s in range(first, last):
-        alpha = alpha_first + (alpha_last - alpha_first) * ((offsets[s] - offsets[first]) / span)
+    for q in range(first, last):
+        s = order[q]
+        alpha = alpha_first + (alpha_last - alpha_first) * (done / max(span, 1))
+        done += offsets[s + 1] - offsets[s]
 
         n = 0
         for p in range(offsets[s], offsets[s + 1]):
@@ -192,9 +199,9 @@ def train_chunk(
                     label = np.float32(1.0) if d == 0 else np.float32(0.0)
                     g = np.float32((label - sig_table[int((f + MAX_EXP) * scale)]) * alpha)
                     for k in range(dim):
-                        neu1e[k] += g * syn1[t, k]
-                    for k in range(dim):
-                        syn1[t, k] += g * src[k]
+                        out = syn1[t, k]
+                        neu1e[k] += g * out
+                        syn1[t, k] = out + g * src[k]
                 examples += 1
                 if cbow:
                     for j in range(lo, hi):

@@ -1,9 +1,9 @@
 """Batched torch path for skip-gram / CBOW with negative sampling (for CUDA; also runs on CPU).
 
-The objective, subsampling, dynamic window and learning-rate schedule are those
-of :mod:`embeddings.sgns`; only the update order differs. Instead of one
-example at a time, each step takes ``batch_size`` consecutive centre positions
-of the subsampled corpus and trains all of their examples at once: skip-gram
+The objective, subsampling, dynamic window, per-epoch sequence shuffling and
+learning-rate schedule are those of :mod:`embeddings.sgns`; only the update
+order differs. Instead of one example at a time, each step takes
+``batch_size`` consecutive centre positions of the subsampled corpus and trains all of their examples at once: skip-gram
 examples are (centre, context) pairs, CBOW examples are centres with the mean of
 their context vectors. Gradients are written by hand (no autograd) and applied
 with ``index_add_``, so rows that occur several times in a step receive the sum
@@ -16,12 +16,17 @@ with the true centre in column 0 and K noise tokens after it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from embeddings.sequences import Sequences
 from embeddings.sgns_kernels import MAX_EXP
+
+if TYPE_CHECKING:
+    from embeddings.sgns import SGNSConfig
 
 
 def train_torch(
@@ -30,22 +35,22 @@ def train_torch(
     noise: np.ndarray,
     syn0: np.ndarray,
     syn1: np.ndarray,
-    config,
+    config: SGNSConfig,
     device: torch.device,
     bar: tqdm,
 ) -> tuple[np.ndarray, np.ndarray, list[float], list[int]]:
     """Train ``syn0``/``syn1`` (float32, (V, dim)); return them, each epoch's mean loss per example and kept tokens.
 
     ``keep`` (V,) are keep probabilities and ``noise`` (V,) the noise
-    distribution, both from :mod:`embeddings.sgns`; ``config`` is an ``SGNSConfig``.
+    distribution, both from :mod:`embeddings.sgns`.
     """
     gen = torch.Generator(device=device).manual_seed(config.seed)
     w_in = torch.from_numpy(syn0).to(device)
     w_out = torch.from_numpy(syn1).to(device)
     tokens = torch.from_numpy(sequences.tokens).to(device=device, dtype=torch.long)
-    seq_of = torch.repeat_interleave(
-        torch.arange(len(sequences), device=device), torch.from_numpy(sequences.lengths).to(device)
-    )
+    lengths = torch.from_numpy(sequences.lengths).to(device)
+    starts = torch.from_numpy(sequences.offsets[:-1]).to(device)
+    positions = torch.arange(tokens.numel(), device=device)
     keep_t = torch.from_numpy(keep).to(device)
     noise_cum = torch.cumsum(torch.from_numpy(noise).to(device), 0)
     noise_cum /= noise_cum[-1].clone()
@@ -56,12 +61,20 @@ def train_torch(
 
     epoch_loss, kept_tokens = [], []
     for epoch in range(config.epochs):
+        if config.shuffle:
+            order = torch.randperm(len(sequences), generator=gen, device=device)
+        else:
+            order = torch.arange(len(sequences), device=device)
+        # visit[i]: where the i-th token of this epoch's sequence order sits in ``tokens``
+        visit_len = lengths[order]
+        shift = torch.repeat_interleave(starts[order] - (torch.cumsum(visit_len, 0) - visit_len), visit_len)
+        visit = positions + shift
         draws = torch.rand(tokens.numel(), generator=gen, device=device, dtype=torch.float64)
-        kept_pos = torch.nonzero(draws < keep_t[tokens]).squeeze(1)
-        kept = tokens[kept_pos]
-        kept_seq = seq_of[kept_pos]
+        kept_pos = torch.nonzero(draws < keep_t[tokens[visit]]).squeeze(1)
+        kept = tokens[visit[kept_pos]]
+        kept_seq = torch.repeat_interleave(order, visit_len)[kept_pos]
         reach = config.window - torch.randint(0, config.window, (kept.numel(),), generator=gen, device=device)
-        raw_at = np.append(kept_pos.cpu().numpy(), n_raw)  # raw position of each kept token, for lr and progress
+        raw_at = np.append(kept_pos.cpu().numpy(), n_raw)  # visit position of each kept token, for lr and progress
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         examples = torch.zeros((), dtype=torch.long, device=device)
         for step, lo in enumerate(range(0, kept.numel(), config.batch_size)):

@@ -114,6 +114,7 @@ def test_noise_distribution_is_count_to_the_power() -> None:
         ({"epochs": 0}, "epochs must be a positive integer, got 0"),
         ({"workers": -1}, "workers must be a non-negative integer (0 = all cores), got -1"),
         ({"seed": -5}, "seed must be a non-negative integer, got -5"),
+        ({"shuffle": "yes"}, "shuffle must be true or false, got 'yes'"),
         ({"sample": -1e-3}, "sample must be a finite number >= 0 (0 disables subsampling), got -0.001"),
         ({"alpha": 0.0}, "alpha must be a finite number > 0, got 0.0"),
         ({"min_alpha": 0.5}, "min_alpha must be between 0 and alpha (0.025), got 0.5"),
@@ -133,7 +134,7 @@ def test_bad_inputs_raise_data_error() -> None:
     assert str(info.value) == "sequences: token 5 at position 2 is outside the vocabulary [0, 3)"
     with pytest.raises(DataError) as info:
         train_sgns(seqs, np.array([0, 1, -1, 0, 0, 1]), SGNSConfig(), progress=False)
-    assert str(info.value) == "counts must be >= 0; token 2 has count -1"
+    assert str(info.value) == "counts must be finite and >= 0; token 2 has count -1"
     with pytest.raises(DataError) as info:
         train_sgns(seqs, np.array([3, 0, 0, 0, 0, 0]), SGNSConfig(), progress=False)
     assert str(info.value) == "counts: no token other than 0 has a positive count, nothing to train"
