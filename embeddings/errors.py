@@ -23,3 +23,9 @@ class ConfigError(SeqembError):
 
 class NotFoundError(SeqembError):
     """A key, model directory or run the user asked for does not exist."""
+
+
+def first_line(error: BaseException | None) -> str:
+    """The first line of a library's error message (its type name if it has none), for our one-liners."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

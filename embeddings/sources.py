@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 import sqlalchemy as sa
 
-from embeddings.errors import ConfigError, DataError
+from embeddings.errors import ConfigError, DataError, first_line
 
 Source = str | Path | pl.DataFrame
 
@@ -45,10 +45,6 @@ def describe_source(source: Source, *, table: str | None = None, query: str | No
         return f"{url} table {table!r}" if table is not None else f"{url} query"
     return str(source)
 
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 def read_table(source: Source, *, table: str | None = None, query: str | None = None) -> pl.DataFrame:
@@ -79,7 +75,7 @@ def _read_file(path: Path, name: str) -> pl.DataFrame:
             return pl.read_parquet(path)
         return pl.read_csv(path, separator=separator, infer_schema_length=_CSV_INFER_ROWS, raise_if_empty=False)
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{name}: cannot read file: {_first_line(e)}") from None
+        raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
 
 
 def _read_database(url: str, name: str, *, table: str | None, query: str | None) -> pl.DataFrame:
@@ -87,7 +83,7 @@ def _read_database(url: str, name: str, *, table: str | None, query: str | None)
         parsed = sa.make_url(url)
         engine = sa.create_engine(parsed)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as e:
-        raise DataError(f"{name}: invalid database URL: {_first_line(e)}") from None
+        raise DataError(f"{name}: invalid database URL: {first_line(e)}") from None
     # SQLite creates a missing database file on connect; a typo must not leave an empty one behind.
     database = parsed.database
     if parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:"):
@@ -104,6 +100,6 @@ def _read_database(url: str, name: str, *, table: str | None, query: str | None)
                 statement = sa.text(query)
             return pl.read_database(statement, conn, infer_schema_length=None)
     except (sa.exc.SQLAlchemyError, pl.exceptions.PolarsError) as e:
-        raise DataError(f"{name}: {_first_line(e)}") from None
+        raise DataError(f"{name}: {first_line(e)}") from None
     finally:
         engine.dispose()

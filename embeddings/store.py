@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql import Select
 
-from embeddings.errors import ConfigError, DataError, NotFoundError
+from embeddings.errors import ConfigError, DataError, NotFoundError, first_line
 from embeddings.settings import default_db_url
 from embeddings.store_engine import make_engine
 from embeddings.store_frames import (
@@ -99,7 +99,7 @@ class Store:
         try:
             metadata.create_all(self.engine)
         except OperationalError as exc:
-            raise ConfigError(f"cannot open the store at {self.url}: {_first_line(exc.orig)}") from exc
+            raise ConfigError(f"cannot open the store at {self.url}: {first_line(exc.orig)}") from exc
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -263,7 +263,7 @@ class Store:
                     written += self._write_chunk(conn, table, chunk, on_conflict == "update")
             except IntegrityError as exc:
                 raise DataError(
-                    f"table '{table.name}' rows {start}-{start + chunk.height - 1}: {_first_line(exc.orig)}"
+                    f"table '{table.name}' rows {start}-{start + chunk.height - 1}: {first_line(exc.orig)}"
                 ) from exc
         return written
 
@@ -289,7 +289,7 @@ class Store:
             with self.engine.begin() as conn:
                 return conn.execute(update(table).where(*conditions(table, where)).values(assignments)).rowcount
         except IntegrityError as exc:
-            raise DataError(f"table '{table.name}' update: {_first_line(exc.orig)}") from exc
+            raise DataError(f"table '{table.name}' update: {first_line(exc.orig)}") from exc
 
     def _write_chunk(self, conn: Connection, table: Table, chunk: pl.DataFrame, replace: bool) -> int:
         keys = [column.name for column in table.primary_key.columns]
@@ -405,7 +405,3 @@ def _write_chunk_by_lookup(conn: Connection, table: Table, chunk: pl.DataFrame, 
     conn.execute(stmt, renamed.to_dicts())
     return new.height + old.height
 
-
-def _first_line(error: BaseException | None) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
