@@ -23,18 +23,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from embeddings.splitmix import GOLDEN, splitmix64
+
 MAX_EXP = 6.0
 TABLE_SIZE = 2048
 
 _M1 = np.uint64(0x2545F4914F6CDD1D)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
 _S12 = np.uint64(12)
 _S25 = np.uint64(25)
 _S27 = np.uint64(27)
-_S30 = np.uint64(30)
-_S31 = np.uint64(31)
 _S32 = np.uint64(32)
 _TO_UNIT = 1.0 / 4294967296.0
 
@@ -93,12 +90,9 @@ def train_chunk(
     scale = TABLE_SIZE / (2.0 * MAX_EXP)
 
     # splitmix64 of the seed, so nearby seeds give unrelated streams; xorshift needs state != 0.
-    state = np.uint64(seed) + _GOLDEN
-    state = (state ^ (state >> _S30)) * _MIX1
-    state = (state ^ (state >> _S27)) * _MIX2
-    state = state ^ (state >> _S31)
+    state = splitmix64(np.uint64(seed) + GOLDEN)
     if state == 0:
-        state = _GOLDEN
+        state = GOLDEN
 
     longest = 0
     span = 0

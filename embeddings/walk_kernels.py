@@ -29,24 +29,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
+from embeddings.splitmix import GOLDEN, splitmix64
+
 _LOW32 = np.uint64(0xFFFFFFFF)
 _S11 = np.uint64(11)
-_S27 = np.uint64(27)
-_S30 = np.uint64(30)
-_S31 = np.uint64(31)
 _S32 = np.uint64(32)
 _TO_UNIT53 = 1.0 / 9007199254740992.0
 _TO_UNIT32 = 1.0 / 4294967296.0
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _mix(z: np.uint64) -> np.uint64:
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    return z ^ (z >> _S31)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -237,13 +226,13 @@ def walk_chunk(
                 w_next = w_vt
                 excess = w_vt * return_excess
                 if excess > 0.0:
-                    state += _GOLDEN
-                    accepted = _uniform(_mix(state)) * (alpha_hi * row_weight[v] + excess) < excess
+                    state += GOLDEN
+                    accepted = _uniform(splitmix64(state)) * (alpha_hi * row_weight[v] + excess) < excess
             if not accepted:
                 # Propose an arc ∝ weight: the high 32 bits pick a slot, the low 32 bits toss
                 # its alias coin.
-                state += _GOLDEN
-                z = _mix(state)
+                state += GOLDEN
+                z = splitmix64(state)
                 k = np.int64(((z >> _S32) * np.uint64(deg)) >> _S32)
                 if weighted and float(z & _LOW32) * _TO_UNIT32 >= alias_prob[lo + k]:
                     k = np.int64(alias_off[lo + k])
@@ -251,8 +240,8 @@ def walk_chunk(
                 w_next = weights[lo + k] if weighted else 1.0
                 accepted = True
                 if biased:
-                    state += _GOLDEN
-                    r = _uniform(_mix(state)) * alpha_hi
+                    state += GOLDEN
+                    r = _uniform(splitmix64(state)) * alpha_hi
                     if x == t:
                         accepted = r < inv_p
                     elif r >= alpha_lo:
@@ -296,4 +285,4 @@ def _start(
     lane_pos[b] = 1
     lane_v[b] = v
     lane_t[b] = -1
-    lane_state[b] = _mix(seed + np.uint64(first_walk + i) * _GOLDEN)
+    lane_state[b] = splitmix64(seed + np.uint64(first_walk + i) * GOLDEN)
