@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from recsys.neumf import NeuMF, NeuMFConfig, rerank
 from recsys.two_tower import TowerConfig, TwoTower
 
 FORMAT = "seqemb-recommender/1"
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
 MAX_K = 1000
 
 
@@ -96,9 +98,10 @@ class Recommender:
 
     def recommend(self, user_id: Any, k: int = 10, exclude_seen: bool = True) -> Recommendations:
         """Top-``k`` items for a known user; popularity for an unknown one."""
-        frame = self.recommend_users([user_id], k, exclude_seen)
-        fallback = None if self._user_row(user_id) >= 0 else "popularity"
-        return Recommendations(frame["item_id"].to_list(), frame["score"].to_list(), fallback)
+        _check_k(k)
+        row = self._user_row(user_id)
+        history = self.histories.select(np.array([row])) if row >= 0 else Sequences.from_lists([[]])
+        return self._recommendations(history, k, exclude_seen, None if row >= 0 else "popularity")
 
     def recommend_users(self, user_ids: Sequence[Any], k: int = 10, exclude_seen: bool = True) -> pl.DataFrame:
         """Top-``k`` for many users: ``[user_id, rank (1..k), item_id, score]`` (ids as text)."""
@@ -124,15 +127,17 @@ class Recommender:
         unknown = [i for i, r in zip(item_ids, rows) if r < 0]
         # Cold-start items have no id embedding for the GRU input; they are skipped like unknown ones.
         known = [r for r in rows if 0 < r < self.model.n_tokens]
-        history = Sequences.from_lists([known])
+        return self._recommendations(
+            Sequences.from_lists([known]), k, exclude_seen, None if known else "popularity", unknown
+        )
+
+    def _recommendations(
+        self, history: Sequences, k: int, exclude_seen: bool, fallback: str | None, unknown: list | None = None
+    ) -> Recommendations:
         items, scores = self._rank(history, k, exclude_seen)
         keep = items[0] > 0
-        return Recommendations(
-            [self.catalogue[int(r)] for r in items[0][keep]],
-            scores[0][keep].tolist(),
-            None if known else "popularity",
-            unknown,
-        )
+        keys = [self.catalogue[int(r)] for r in items[0][keep]]
+        return Recommendations(keys, scores[0][keep].tolist(), fallback, unknown or [])
 
     def similar_items(self, item_id: Any, k: int = 10) -> Recommendations:
         """The ``k`` items whose item-tower vectors are closest (cosine) to ``item_id``'s."""
@@ -290,8 +295,7 @@ def _check_k(k: int) -> None:
 def _as_key(value: Any, dtype: pl.DataType) -> Any:
     """``value`` as the key type: text ids from URLs and command lines match integer keys."""
     if dtype.is_integer() and isinstance(value, str):
-        text = value.strip()
-        return int(text) if text.lstrip("-").isdigit() else value
+        return int(value) if _INTEGER.fullmatch(value) else value
     if dtype == pl.String and not isinstance(value, str):
         return str(value)
     return value
