@@ -11,9 +11,10 @@ from pathlib import Path
 from time import perf_counter
 
 from embeddings.data import EventSchema
+from embeddings.errors import DataError
 from embeddings.model import EmbeddingModel
 from embeddings.settings import models_dir
-from embeddings.sources import Source, read_table
+from embeddings.sources import Source, describe_source, read_table
 from embeddings.store import Store
 from recsys.data import read_interactions
 from recsys.recommender import Recommender
@@ -27,14 +28,16 @@ class RecommenderJob:
     """What to read and how to train.
 
     ``attributes``: a file (or SQL URL with ``attributes_table``) of item attributes whose id
-    column is ``attribute_id`` (default: the events' item column); ``item_vectors``: an item2vec
-    model directory whose vectors initialise the item embeddings.
+    column is ``attribute_id`` (default: the events' item column), of which ``attribute_columns``
+    are used (default: all); ``item_vectors``: an item2vec model directory whose vectors
+    initialise the item embeddings.
     """
 
     schema: EventSchema = field(default_factory=EventSchema)
     attributes: str | None = None
     attributes_table: str | None = None
     attribute_id: str | None = None
+    attribute_columns: list[str] | None = None
     item_vectors: str | None = None
     config: RecommenderConfig = field(default_factory=RecommenderConfig)
 
@@ -57,14 +60,23 @@ def run_recommender(
     vectors = EmbeddingModel.load(job.item_vectors).embeddings if job.item_vectors is not None else None
     with store.run(RECOMMENDER_KIND, asdict(job)) as run:
         interactions = read_interactions(source, job.schema, table=table, query=query)
-        attributes = read_table(job.attributes, table=job.attributes_table) if job.attributes is not None else None
+        attribute_id = job.attribute_id or job.schema.item
+        attributes = None
+        if job.attributes is not None:
+            attributes = read_table(job.attributes, table=job.attributes_table)
+            if job.attribute_columns is not None:
+                missing = [c for c in job.attribute_columns if c not in attributes.columns]
+                if missing:
+                    name = describe_source(job.attributes, table=job.attributes_table)
+                    raise DataError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(attributes.columns)})")
+                attributes = attributes.select(attribute_id, *job.attribute_columns)
         started = perf_counter()
         recommender = train_recommender(
             interactions,
             job.config,
             item_vectors=vectors,
             item_attributes=attributes,
-            attribute_id=job.attribute_id or job.schema.item,
+            attribute_id=attribute_id,
             progress=progress,
         )
         seconds = perf_counter() - started

@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 from typer.testing import CliRunner
 
 from embeddings.store import Store
 from embeddings.synthetic import WorldConfig, make_world
+from recsys.recommender import Recommender
 from ui.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,11 +25,21 @@ def test_demo_leaves_runs_models_and_vectors_in_the_store(seqemb_home: Path) -> 
     store = Store()
     assert str(seqemb_home) in store.url
     runs = store.runs()
-    assert sorted(runs["kind"]) == ["item2vec", "item2vec", "node2vec", "synthetic"]
+    assert sorted(runs["kind"]) == ["item2vec", "item2vec", "node2vec", "recommend", "recommender", "synthetic"]
     assert set(runs["status"]) == {"succeeded"}
+    world = make_world(WorldConfig().scaled(0.2))
+    recommended = store.read("recommendations")
+    assert recommended.height == 10 * world.users.height
+    # At this scale users have seen nearly every item of their taste clusters, and the stored
+    # top 10 excludes seen items; without that exclusion the model's picks are their tastes.
+    model = Recommender.load(runs.filter(pl.col("kind") == "recommender")["artifact_path"][0])
+    cluster = dict(world.items.select("item_id", "cluster").iter_rows())
+    taste = dict(world.users.select("user_id", "taste_clusters").iter_rows())
+    picks = [(u, i) for u in model.user_ids[:100] for i in model.recommend(u, 10, exclude_seen=False).items]
+    assert np.mean([cluster[i] in taste[u] for u, i in picks]) >= 0.8
     assert store.count("events") == make_world(WorldConfig().scaled(0.2)).events.height
     assert store.count("vectors") > 0
-    for path in runs.filter(pl.col("kind") != "synthetic")["artifact_path"]:
+    for path in runs.filter(pl.col("kind").is_in(["item2vec", "node2vec"]))["artifact_path"]:
         assert (Path(path) / "model.json").is_file()
 
     similar = runner.invoke(app, ["similar", "i0001", "-k", "3"])
