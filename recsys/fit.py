@@ -29,10 +29,12 @@ LOSSES = ("full", "sampled")
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Optimisation settings. ``loss="sampled"`` draws ``negatives`` items per batch."""
+    """Optimisation settings. ``loss="sampled"`` draws ``negatives`` items per batch; the
+    learning rate is multiplied by ``lr_decay`` after every epoch."""
 
     epochs: int = 10
     lr: float = 1e-3
+    lr_decay: float = 1.0
     weight_decay: float = 0.0
     tokens_per_batch: int = 4096
     max_length: int = 50
@@ -48,6 +50,8 @@ class FitConfig:
             raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.epochs < 1 or self.lr <= 0 or self.clip <= 0 or self.negatives < 1:
             raise ConfigError("epochs and negatives must be >= 1; lr and clip must be > 0")
+        if not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
 
 
 @dataclass
@@ -95,6 +99,7 @@ def fit(
     generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     result, best_state, stale = FitResult(), None, 0
     for epoch in range(config.epochs):
         model.train()
@@ -122,6 +127,7 @@ def fit(
             bar.update(len(targets))
             bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
         bar.close()
+        schedule.step()
         seconds = time.perf_counter() - started
         record = {"epoch": epoch + 1, "loss": total / seen, "seconds": seconds, "positions_per_s": seen / seconds}
         if validate is not None:
