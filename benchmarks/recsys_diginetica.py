@@ -56,6 +56,7 @@ CONFIG = RecommenderConfig(
     neumf=NeuMFConfig(epochs=1, batch_size=1024),
     candidates=100,
     rerank_positions=100_000,
+    exclude_seen=False,  # repeated clicks are legitimate targets in sessions
     device="auto",
 )
 ITEM2VEC = SGNSConfig(mode="skipgram", dim=100, window=5, negative=10, epochs=10, sample=1e-5, ns_exponent=-1.0, workers=2)
@@ -116,8 +117,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON results")
     parser.add_argument("--validate", action="store_true", help="score on the validation split instead of test")
     parser.add_argument("--epochs", type=int, default=None, help="GRU epochs (default: the chosen setting)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 when the cores are shared)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     config = CONFIG if args.epochs is None else replace(CONFIG, fit=replace(CONFIG.fit, epochs=args.epochs))
     started = time.perf_counter()
     train, test, n_items = diginetica()

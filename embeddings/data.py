@@ -131,7 +131,7 @@ def check_weights(name: str, column: str, s: pl.Series) -> pl.Series:
     return w
 
 
-def _timestamps(name: str, column: str, s: pl.Series) -> pl.Series:
+def check_timestamps(name: str, column: str, s: pl.Series) -> pl.Series:
     """Datetime (µs, naive UTC) from datetimes, dates, ISO-8601 text or integer unix seconds."""
     check_nulls(name, column, s)
     if isinstance(s.dtype, pl.Datetime):
@@ -180,7 +180,7 @@ def read_events(
     missing = [c for c in columns.values() if c not in raw.columns]
     if missing:
         raise DataError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(raw.columns)})")
-    checks = {"entity": check_ids, "item": check_ids, "ts": _timestamps, "weight": check_weights}
+    checks = {"entity": check_ids, "item": check_ids, "ts": check_timestamps, "weight": check_weights}
     events = pl.DataFrame(
         [checks[canonical](name, column, raw[column]).rename(canonical) for canonical, column in columns.items()]
     )

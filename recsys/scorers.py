@@ -45,8 +45,9 @@ def reranking_scorer(towers: torch.nn.Module, neumf: NeuMF, n_candidates: int = 
         base[:, 0] = float("-inf")
         top = torch.topk(base, n_candidates, dim=1)
         tokens, lengths = pad_rows(histories, np.arange(len(histories)), max_history)
+        device = next(towers.parameters()).device
         with torch.no_grad():
-            sessions = towers.encode(tokens, lengths)
+            sessions = towers.encode(tokens.to(device), lengths.to(device)).cpu()
         reranked = rerank(neumf, sessions, top.indices, top.values)
         # Everything outside the candidate list stays in retrieval order, below every candidate.
         floor = reranked.min(dim=1, keepdim=True).values

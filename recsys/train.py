@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 import torch
+from torch.nn import functional as F
 
 from embeddings.errors import ConfigError
 from embeddings.index import VectorIndex
@@ -39,7 +40,8 @@ Validate = Callable[[torch.nn.Module], float]
 
 @dataclass(frozen=True)
 class RecommenderConfig:
-    """Every stage's settings. ``neumf=None`` skips the re-ranker."""
+    """Every stage's settings. ``neumf=None`` skips the re-ranker; ``exclude_seen``: the re-ranker
+    is trained for recommendations that leave out the user's history (the Recommender's default)."""
 
     encoder: EncoderConfig = EncoderConfig()
     fit: FitConfig = FitConfig()
@@ -48,6 +50,7 @@ class RecommenderConfig:
     neumf: NeuMFConfig | None = NeuMFConfig()
     candidates: int = 100
     rerank_positions: int = 200_000
+    exclude_seen: bool = True
     index_kind: str = "exact"
     device: str = "auto"
     seed: int = 0
@@ -107,8 +110,9 @@ def train_towers(
 
 def training_positions(
     model: torch.nn.Module, sequences: Sequences, limit: int, max_length: int, seed: int = 0, batch_tokens: int = 16384
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Session vectors ``[P, dim]`` and next-item targets ``[P]`` of up to ``limit`` training positions."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Up to ``limit`` training positions: session vectors ``[P, dim]``, next-item targets ``[P]``
+    and each position's history so far ``[P, max_length]`` (PAD-padded)."""
     seqs = windows(sequences, max_length)
     lengths = seqs.lengths
     rng = np.random.default_rng(seed)
@@ -116,24 +120,33 @@ def training_positions(
     take = order[: max(1, np.searchsorted(np.cumsum(lengths[order] - 1), limit))]
     seqs, lengths = seqs.select(take), lengths[take]
     device = next(model.parameters()).device
-    sessions, targets = [], []
+    sessions, targets, histories = [], [], []
     model.eval()
     with torch.no_grad():
         for rows in length_batches(lengths, batch_tokens):
             tokens, batch_lengths = pad_rows(seqs, rows)
+            width = tokens.shape[1] - 1
             vectors = model(tokens[:, :-1].to(device), (batch_lengths - 1).to(device)).cpu()
-            mask = torch.arange(tokens.shape[1] - 1)[None, :] < (batch_lengths - 1)[:, None]
+            mask = torch.arange(width)[None, :] < (batch_lengths - 1)[:, None]
             sessions.append(vectors[mask])
             targets.append(tokens[:, 1:][mask])
-    return torch.cat(sessions), torch.cat(targets)
+            # History of position t: the tokens at 0..t (a causal band of the row).
+            band = tokens[:, None, :-1] * torch.ones(width, width, dtype=torch.long).tril()
+            histories.append(F.pad(band[mask], (0, max_length - width)))
+    return torch.cat(sessions), torch.cat(targets), torch.cat(histories)
 
 
-def retrieve(towers: TwoTower, sessions: torch.Tensor, n: int, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact top-``n`` trained items and their logits ``u . v / tau`` for each session vector."""
+def retrieve(
+    towers: TwoTower, sessions: torch.Tensor, n: int, exclude: torch.Tensor | None = None, batch_size: int = 4096
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-``n`` trained items and their logits ``u . v / tau`` for each session vector;
+    the tokens in ``exclude[P, L]`` (e.g. each position's history) are never retrieved."""
     items = towers.item_vectors().detach().cpu()
     out_rows, out_scores = [], []
-    for chunk in sessions.split(batch_size):
-        logits = chunk @ items.T / towers.config.temperature
+    for start in range(0, len(sessions), batch_size):
+        logits = sessions[start : start + batch_size] @ items.T / towers.config.temperature
+        if exclude is not None:
+            logits.scatter_(1, exclude[start : start + batch_size], float("-inf"))
         logits[:, 0] = float("-inf")
         top = torch.topk(logits, n, dim=1)
         out_rows.append(top.indices)
@@ -144,14 +157,19 @@ def retrieve(towers: TwoTower, sessions: torch.Tensor, n: int, batch_size: int =
 def train_reranker(
     towers: TwoTower, sequences: Sequences, config: RecommenderConfig = RecommenderConfig(), *, progress: bool = True
 ) -> NeuMF:
-    """Stage 3: NeuMF trained listwise on the towers' top-N candidates of sampled training positions."""
+    """Stage 3: NeuMF trained listwise on the towers' top-N candidates of sampled training positions.
+
+    With ``config.exclude_seen`` the candidates leave out each position's history, as they will
+    when recommending with seen items excluded (else NeuMF learns to demote items like them).
+    """
     if config.neumf is None:
         raise ConfigError("the re-ranker is switched off (neumf=None)")
     towers.eval()
-    sessions, targets = training_positions(
+    sessions, targets, histories = training_positions(
         towers, sequences, config.rerank_positions, config.fit.max_length, seed=config.seed
     )
-    candidates, base = retrieve(towers, sessions, min(config.candidates, towers.n_tokens - 1))
+    n = min(config.candidates, towers.n_tokens - 1)
+    candidates, base = retrieve(towers, sessions, n, histories if config.exclude_seen else None)
     missing = ~(candidates == targets[:, None]).any(dim=1)
     # Put a missed target in the last slot, with its true two-tower logit.
     candidates[missing, -1] = targets[missing]

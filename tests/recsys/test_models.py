@@ -12,6 +12,7 @@ from recsys.batches import length_batches, pad_rows, windows
 from recsys.encoder import EncoderConfig, GRUSessionEncoder
 from recsys.fit import FitConfig, fit
 from recsys.losses import full_softmax_loss, sampled_softmax_loss
+from recsys.train import training_positions
 
 
 def test_pad_rows_keeps_the_most_recent_items():
@@ -128,3 +129,12 @@ def test_fit_keeps_the_best_validated_epoch():
 def test_fit_rejects_sequences_with_nothing_to_predict():
     with pytest.raises(ConfigError, match="two or more items"):
         fit(GRUSessionEncoder(5), Sequences.from_lists([[1], [2]]), FitConfig(epochs=1), progress=False)
+
+
+def test_training_positions_carry_each_positions_history():
+    seqs = Sequences.from_lists([[5, 6, 7, 8], [9, 10]])
+    encoder = GRUSessionEncoder(11, EncoderConfig(dim=4, hidden=4))
+    sessions, targets, histories = training_positions(encoder, seqs, limit=100, max_length=5)
+    by_target = {int(t): h[h > 0].tolist() for t, h in zip(targets, histories)}
+    assert by_target == {6: [5], 7: [5, 6], 8: [5, 6, 7], 10: [9]}
+    assert sessions.shape == (4, 4) and histories.shape == (4, 5)
