@@ -119,7 +119,8 @@ def check_ids(name: str, column: str, s: pl.Series) -> pl.Series:
     return s.cast(pl.Int64) if s.dtype.is_integer() else s
 
 
-def check_weights(name: str, column: str, s: pl.Series) -> pl.Series:
+def check_weights(name: str, column: str, s: pl.Series, what: str = "weight") -> pl.Series:
+    """Float64 values that must be finite and >= 0 (weights, amounts); ``what`` names them in errors."""
     check_nulls(name, column, s)
     if not s.dtype.is_numeric():
         raise DataError(f"{name}: column {column!r} has type {s.dtype}; expected numbers")
@@ -127,7 +128,7 @@ def check_weights(name: str, column: str, s: pl.Series) -> pl.Series:
     bad = ~(w.is_finite() & (w >= 0))
     if bad.any():
         row = int(bad.arg_max())
-        raise bad_row(name, column, row, f"weight {w[row]!r} is not a finite number >= 0")
+        raise bad_row(name, column, row, f"{what} {w[row]!r} is not a finite number >= 0")
     return w
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from embeddings.data import bad_row, check_ids, check_nulls, check_timestamps
+from embeddings.data import bad_row, check_ids, check_nulls, check_timestamps, check_weights
 from embeddings.errors import ConfigError, DataError
 from embeddings.sources import Source, describe_source, read_table
 from embeddings.vectors import Embeddings, unit_rows
@@ -92,14 +92,7 @@ def _amounts(name: str, column: str, s: pl.Series) -> pl.Series:
             row = int(parsed.is_null().arg_max())
             raise bad_row(name, column, row, f"cannot parse {s[row]!r} as an amount")
         s = parsed
-    if not s.dtype.is_numeric():
-        raise DataError(f"{name}: column {column!r} has type {s.dtype}; expected numbers")
-    a = s.cast(pl.Float64)
-    bad = ~(a.is_finite() & (a >= 0))
-    if bad.any():
-        row = int(bad.arg_max())
-        raise bad_row(name, column, row, f"amount {a[row]!r} is not a finite number >= 0")
-    return a
+    return check_weights(name, column, s, what="amount")
 
 
 def _labels(name: str, column: str, s: pl.Series) -> pl.Series:
