@@ -78,6 +78,7 @@ class Recommender:
         self._items = Vocabulary(self.catalogue[1:])
         self._users = Vocabulary(self.users)
         self._by_popularity = np.argsort(-self.popularity[: self.model.n_tokens], kind="stable")
+        self._catalogue_text = self.catalogue.cast(pl.String)  # row 0 (PAD) is null
 
     # -- what callers use -------------------------------------------------------------------
     @property
@@ -115,7 +116,7 @@ class Recommender:
             {
                 "user_id": np.repeat(np.array([str(u) for u in user_ids], dtype=object), k),
                 "rank": np.tile(np.arange(1, k + 1), n),
-                "item_id": [str(self.catalogue[int(r)]) if r > 0 else None for r in items.ravel()],
+                "item_id": self._catalogue_text.gather(items.ravel()),
                 "score": scores.ravel(),
             }
         ).drop_nulls("item_id")
@@ -180,9 +181,9 @@ class Recommender:
         lengths = histories.lengths
         out_items = np.zeros((n, k), dtype=np.int64)
         out_scores = np.full((n, k), np.nan, dtype=np.float32)
-        cold = np.flatnonzero(lengths == 0)
-        for i in cold:
-            out_items[i], out_scores[i] = self._popular(k)
+        cold = lengths == 0
+        if cold.any():
+            out_items[cold], out_scores[cold] = self._popular(k)
         warm = np.flatnonzero(lengths > 0)
         if warm.size == 0:
             return out_items, out_scores
