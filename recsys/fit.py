@@ -1,6 +1,6 @@
 """Training loop for next-item prediction at every position of every sequence.
 
-Works for any model with ``forward(tokens[B, L], lengths[B]) -> sessions[B, L, d]``,
+Works for any model with ``forward(tokens[B, L], lengths[B]) -> sessions[B, L, d]``, ``n_tokens``,
 ``item_vectors() -> [n_tokens, d]`` and ``config.temperature`` (the GRU encoder and the
 two-tower model). Sequences are cut into windows of ``max_length`` (see
 :func:`recsys.batches.windows`), batched by length, and trained with Adam, gradient-norm
@@ -94,7 +94,7 @@ def fit(
         raise ConfigError("no training sequence has two or more items; nothing to predict")
     train, lengths = train.select(keep), lengths[keep]
     n_positions = int((lengths - 1).sum())
-    log_frequency, log_proposal = _log_distributions(train, model.items.num_embeddings, config.proposal_power, device)
+    log_frequency, log_proposal = _log_distributions(train, model.n_tokens, config.proposal_power, device)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)

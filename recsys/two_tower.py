@@ -94,10 +94,6 @@ class TwoTower(nn.Module):
     def n_catalogue(self) -> int:
         return self.codes.shape[0]
 
-    @property
-    def items(self) -> nn.Embedding:
-        return self.ids
-
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Session-tower vectors after every step: ``[B, L, dim]``, unit length."""
         return F.normalize(self.session(self.encoder(tokens, lengths)), dim=-1)
