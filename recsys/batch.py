@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from embeddings.errors import ConfigError, DataError
 from embeddings.store import Store
+from recsys.recommender import MAX_K
 
 RUN_KIND = "recommend"
 # Settings a resumed run must share with the run it continues (else its rows would mix two jobs).
@@ -56,8 +57,8 @@ def recommend_batch(
     and users with rows in it already are skipped. The run's metrics count users and rows; a
     failure marks it failed and leaves the finished chunks in place for the resume.
     """
-    if not 1 <= k <= 1000:
-        raise ConfigError(f"k must be between 1 and 1000, got {k}")
+    if not 1 <= k <= MAX_K:
+        raise ConfigError(f"k must be between 1 and {MAX_K}, got {k}")
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be at least 1, got {chunk_size}")
     users = _unique_users(recommender.user_ids if user_ids is None else user_ids)

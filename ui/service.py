@@ -28,9 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from embeddings.errors import NotFoundError, SeqembError
 from embeddings.store_schema import ID_LENGTH
-from recsys.recommender import Recommendations, Recommender
+from recsys.recommender import MAX_K, Recommendations, Recommender
 
-MAX_K = 1000
 MAX_SESSION_ITEMS = 1000
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_LENGTH)]
