@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from embeddings.errors import ConfigError, DataError, NotFoundError
+from embeddings.synthetic import WorldConfig, make_world
+from embeddings.vectors import Embeddings
+from fraud.autoencoder import (
+    AutoencoderConfig,
+    embed_windows,
+    load_autoencoder,
+    save_autoencoder,
+    score_steps,
+    score_windows,
+    train_autoencoder,
+    training_ends,
+    window_errors,
+)
+from fraud.features import TransactionSchema, read_transactions, step_features
+
+torch.set_num_threads(1)
+
+SCHEMA = TransactionSchema(label="is_fraud")
+CONFIG = AutoencoderConfig(epochs=4, device="cpu")
+KINDS = ("account_takeover", "card_testing", "merchant_ring")
+
+
+@pytest.fixture(scope="module")
+def world():
+    return make_world(WorldConfig(seed=0).scaled(0.2))
+
+
+@pytest.fixture(scope="module")
+def vectors(world) -> Embeddings:
+    """One-hot home region per merchant (as in test_features)."""
+    m = world.merchants
+    return Embeddings(
+        m["merchant_id"].to_list(), np.eye(world.config.n_regions, dtype=np.float32)[m["region"].to_numpy()]
+    )
+
+
+@pytest.fixture(scope="module")
+def source(world):
+    """Transactions in time order, so a prefix of rows is the past and row numbers agree."""
+    return world.transactions.sort("ts", maintain_order=True)
+
+
+@pytest.fixture(scope="module")
+def features(source, vectors):
+    return step_features(read_transactions(source, SCHEMA), vectors)
+
+
+@pytest.fixture(scope="module")
+def model(features):
+    return train_autoencoder(features, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def scores(model, features):
+    return score_steps(model, features)
+
+
+def test_each_planted_kind_ranks_high(source, features, scores):
+    kind = source["fraud_kind"].gather(features.frame["row"]).fill_null("genuine").to_numpy()
+    genuine = scores[kind == "genuine"]
+    assert np.isfinite(scores).all() and scores.shape == (features.n_steps,)
+    for k in KINDS:
+        fraud = scores[kind == k]
+        assert fraud.size > 50
+        auc = roc_auc_score(np.r_[np.zeros(genuine.size), np.ones(fraud.size)], np.r_[genuine, fraud])
+        assert auc >= 0.9, (k, auc)
+
+
+def test_training_drops_windows_with_known_fraud(features):
+    label = features.frame["label"].to_numpy()
+    ends = training_ends(features, CONFIG)
+    first = np.repeat(features.offsets[:-1], np.diff(features.offsets))
+    for lag in range(CONFIG.window):
+        rows = ends - lag
+        inside = rows >= first[ends]
+        assert not label[rows[inside]].any()
+    everything = training_ends(features, CONFIG, exclude_labelled=False)
+    assert everything.size == features.n_steps and ends.size < everything.size
+    strided = training_ends(features, AutoencoderConfig(stride=3), exclude_labelled=False)
+    assert ((strided - first[strided]) % 3 == 0).all()
+
+
+def test_scores_are_causal(model, source, vectors, scores):
+    cut = int(source.height * 0.6)
+    past = step_features(read_transactions(source.head(cut), SCHEMA), vectors)
+    past_scores = score_steps(model, past)
+    # Map the past steps to the same transactions in the full run through the source row.
+    full_rows = read_transactions(source, SCHEMA)["row"].to_numpy()
+    position = np.empty(source.height, dtype=np.int64)
+    position[full_rows] = np.arange(source.height)
+    same = scores[position[past.frame["row"].to_numpy()]]
+    # Equal bit for bit on one thread; the tolerance only absorbs BLAS blocking that varies with batch shape.
+    np.testing.assert_allclose(past_scores, same, rtol=1e-5, atol=1e-7)
+
+
+def test_window_errors_shape_and_padding(model, features, scores):
+    errors = window_errors(model, features)
+    length = CONFIG.window
+    assert errors.shape == (features.n_steps, length)
+    np.testing.assert_array_equal(errors[:, -1], scores)
+    position = np.arange(features.n_steps) - np.repeat(features.offsets[:-1], np.diff(features.offsets))
+    known = np.isfinite(errors)
+    # Column L-1-k is defined exactly when the step has at least k predecessors in its entity.
+    np.testing.assert_array_equal(known, np.arange(length)[None, :] >= (length - 1 - position)[:, None])
+    mean, peak = score_windows(model, features), score_windows(model, features, "max")
+    assert (peak >= mean - 1e-6).all()
+    with pytest.raises(ConfigError):
+        score_windows(model, features, "median")
+    assert embed_windows(model, features).shape == (features.n_steps, CONFIG.bottleneck)
+
+
+def test_save_load_round_trip(model, features, scores, tmp_path):
+    path = save_autoencoder(model, tmp_path / "ae")
+    loaded = load_autoencoder(path, device="cpu")
+    assert loaded.config == model.config and loaded.feature_names == model.feature_names
+    np.testing.assert_array_equal(score_steps(loaded, features), scores)
+    with pytest.raises(NotFoundError):
+        load_autoencoder(tmp_path / "missing")
+
+
+def test_seeded_and_checked(features, source):
+    small = AutoencoderConfig(
+        epochs=1,
+        hidden=8,
+        bottleneck=2,
+        layers=2,
+        bidirectional=True,
+        dropout=0.1,
+        denoise=0.1,
+        window=4,
+        stride=4,
+        device="cpu",
+    )
+    a, b = train_autoencoder(features, small), train_autoencoder(features, small)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
+    fewer = step_features(read_transactions(source.head(100), SCHEMA))  # no counterparty vectors
+    assert np.isfinite(score_steps(a, features)).all()
+    with pytest.raises(DataError):
+        score_steps(a, fewer)
+    with pytest.raises(ConfigError):
+        AutoencoderConfig(window=0)
+    with pytest.raises(ConfigError):
+        AutoencoderConfig(dropout=1.0)
