@@ -248,25 +248,32 @@ def train_autoencoder(
 
 
 @torch.no_grad()
+@torch.no_grad()
+def window_batches(model: SequenceAutoencoder, features: Features, rows: np.ndarray | None = None):
+    """Yield ``(part, ends, x, mask)``: standardised windows ``x [B, L, F]`` ending at feature rows
+    ``ends = rows[part]`` (every step when ``rows`` is None), with masks ``[B, L]``, in batches of
+    ``config.score_batch_size``."""
+    _check_features(model, features)
+    model.eval()
+    standardised = _standardised(model, features, model.mean.device)
+    first = _first_rows(features.offsets)
+    rows = np.arange(features.n_steps) if rows is None else rows
+    size = model.config.score_batch_size
+    for start in range(0, rows.size, size):
+        part = slice(start, min(start + size, rows.size))
+        yield part, rows[part], *_windows(standardised, first, rows[part], model.config.window)
+
+
+@torch.no_grad()
 def window_errors(model: SequenceAutoencoder, features: Features) -> np.ndarray:
     """Per-step errors of the window ending at every step, float32 ``[n_steps, L]``.
 
     Column ``L - 1`` is the step itself, column ``L - 1 - k`` the step ``k`` before it; NaN where
     the entity has fewer earlier steps. Batched (``config.score_batch_size`` windows at a time).
     """
-    _check_features(model, features)
-    model.eval()
-    device = model.mean.device
-    standardised = _standardised(model, features, device)
-    first = _first_rows(features.offsets)
-    length = model.config.window
-    out = np.empty((features.n_steps, length), dtype=np.float32)
-    size = model.config.score_batch_size
-    for start in range(0, features.n_steps, size):
-        ends = np.arange(start, min(start + size, features.n_steps))
-        x, mask = _windows(standardised, first, ends, length)
-        errors = model.step_errors(x, mask)
-        out[ends] = torch.where(mask > 0, errors, torch.nan).cpu().numpy()
+    out = np.empty((features.n_steps, model.config.window), dtype=np.float32)
+    for _, ends, x, mask in window_batches(model, features):
+        out[ends] = torch.where(mask > 0, model.step_errors(x, mask), torch.nan).cpu().numpy()
     return out
 
 
@@ -287,16 +294,9 @@ def score_windows(model: SequenceAutoencoder, features: Features, reduce: str = 
 @torch.no_grad()
 def embed_windows(model: SequenceAutoencoder, features: Features) -> np.ndarray:
     """Bottleneck vector of the window ending at every step, float32 ``[n_steps, bottleneck]``."""
-    _check_features(model, features)
-    model.eval()
-    device = model.mean.device
-    standardised = _standardised(model, features, device)
-    first = _first_rows(features.offsets)
     out = np.empty((features.n_steps, model.config.bottleneck), dtype=np.float32)
-    size = model.config.score_batch_size
-    for start in range(0, features.n_steps, size):
-        ends = np.arange(start, min(start + size, features.n_steps))
-        out[ends] = model.encode(*_windows(standardised, first, ends, model.config.window)).cpu().numpy()
+    for _, ends, x, mask in window_batches(model, features):
+        out[ends] = model.encode(x, mask).cpu().numpy()
     return out
 
 
