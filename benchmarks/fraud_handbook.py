@@ -1,0 +1,210 @@
+"""Fraud Detection Handbook data: seqemb's unsupervised GRU sequence autoencoder against
+scikit-learn's IsolationForest and the handbook's RandomForest, same split, same run.
+
+Data, split, baseline features and Card Precision@100: :mod:`benchmarks.fraud_handbook_data`
+(the handbook's Chapter 3 protocol: train 2018-07-25 .. 2018-07-31, delay 2018-08-01 ..
+2018-08-07, test 2018-08-08 .. 2018-08-14 minus the transactions of customers known
+compromised). Every model is scored on the same test transactions with AUC ROC, Average
+Precision and Card Precision@100 (the handbook's definition, detected cards removed on later days).
+
+Models:
+
+- ``iforest``: ``IsolationForest(n_estimators=100, random_state=0)`` on the handbook's 15 input
+  features of the training week; labels unused; score = ``-score_samples``.
+- ``rf``: the handbook's Chapter 3 random forest, ``RandomForestClassifier(n_estimators=100,
+  max_depth=None, random_state=0)`` (sklearn defaults, as in the handbook's
+  ``classifiers_dictionary``), on the same 15 features, standardised as the handbook does
+  (no effect on trees), trained on the training week's labels.
+- ``ae``: ours. :func:`fraud.features.read_transactions` (entity ``CUSTOMER_ID``,
+  counterparty ``TERMINAL_ID``) and :func:`fraud.features.step_features` over the whole history
+  (strictly causal, so a test step sees exactly its past); counterparty vectors are NOT used in
+  this run (base features only). :func:`fraud.autoencoder.train_autoencoder` on the windows
+  ending in the ``--ae-train-days`` days up to the end of the training week (default 7: the
+  training week itself), genuine only (labels only drop windows with a known fraud); the
+  windows of that slice start at the slice's first step, the step features keep their
+  full-history values. :func:`fraud.autoencoder.score_steps` scores the test transactions.
+
+The semi-supervised model and batch-scoring throughput are not in this script yet.
+
+    python benchmarks/fraud_handbook.py --out results/fraud_handbook.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from sklearn.ensemble import IsolationForest, RandomForestClassifier
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.preprocessing import StandardScaler
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.fraud_handbook_data import (
+    INPUT_FEATURES,
+    PATH,
+    baseline_features,
+    card_precision_top_k,
+    handbook_split,
+    load,
+    train_test,
+)
+from fraud.autoencoder import AutoencoderConfig, score_steps, train_autoencoder
+from fraud.features import Features, TransactionSchema, read_transactions, step_features
+
+# The handbook's published test figures on this data, for reference (see PUBLISHED_SOURCES).
+PUBLISHED: dict[str, Any] = {}
+PUBLISHED_SOURCES: dict[str, str] = {}
+
+
+def metrics(test: pl.DataFrame, scores: np.ndarray) -> dict[str, float]:
+    y = test["TX_FRAUD"].to_numpy()
+    return {
+        "auc": float(roc_auc_score(y, scores)),
+        "ap": float(average_precision_score(y, scores)),
+        "cp100": card_precision_top_k(test, scores, 100),
+    }
+
+
+def run_peers(train: pl.DataFrame, test: pl.DataFrame, seed: int) -> dict[str, Any]:
+    x_train = train.select(INPUT_FEATURES).to_numpy().astype(np.float64)
+    x_test = test.select(INPUT_FEATURES).to_numpy().astype(np.float64)
+    scaler = StandardScaler().fit(x_train)
+    x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
+    out: dict[str, Any] = {}
+
+    started = time.perf_counter()
+    forest = IsolationForest(n_estimators=100, random_state=seed, n_jobs=1).fit(x_train)
+    m = metrics(test, -forest.score_samples(x_test))
+    out.update({f"iforest_{k}": v for k, v in m.items()}, iforest_s=time.perf_counter() - started)
+
+    started = time.perf_counter()
+    rf = RandomForestClassifier(n_estimators=100, max_depth=None, random_state=seed, n_jobs=1)
+    rf.fit(x_train, train["TX_FRAUD"].to_numpy())
+    m = metrics(test, rf.predict_proba(x_test)[:, 1])
+    out.update({f"rf_{k}": v for k, v in m.items()}, rf_s=time.perf_counter() - started)
+    return out
+
+
+def slice_rows(features: Features, keep: np.ndarray) -> Features:
+    """The steps ``keep`` (bool per row, rows stay in order) as a Features of their own."""
+    rows = np.flatnonzero(keep)
+    frame = features.frame[rows]
+    entity = frame["entity"]
+    starts = np.flatnonzero(entity.ne_missing(entity.shift(1)).to_numpy())
+    offsets = np.append(starts, rows.size).astype(np.int64)
+    return Features(frame, np.ascontiguousarray(features.matrix[rows]), list(features.names), offsets)
+
+
+def scoring_rows(features: Features, target: np.ndarray, window: int) -> np.ndarray:
+    """Rows needed to score the ``target`` rows exactly: each entity's target rows plus the
+    ``window - 1`` steps before its first one (the windows then see the same steps)."""
+    n = features.n_steps
+    counts = np.diff(features.offsets)
+    first = np.repeat(features.offsets[:-1], counts)
+    entity_index = np.repeat(np.arange(counts.size), counts)
+    big = np.iinfo(np.int64).max
+    first_target = np.full(counts.size, big)
+    np.minimum.at(first_target, entity_index[target], np.flatnonzero(target))
+    last_target = np.full(counts.size, -1)
+    np.maximum.at(last_target, entity_index[target], np.flatnonzero(target))
+    position = np.arange(n)
+    lo = np.maximum(first, first_target[entity_index] - (window - 1))
+    return (position >= lo) & (position <= last_target[entity_index])
+
+
+def run_ae(test: pl.DataFrame, split, config: AutoencoderConfig, train_days: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    started = time.perf_counter()
+    schema = TransactionSchema(
+        entity="CUSTOMER_ID", counterparty="TERMINAL_ID", amount="TX_AMOUNT", timestamp="TX_DATETIME", label="TX_FRAUD"
+    )
+    transactions = read_transactions(PATH, schema)
+    features = step_features(transactions)
+    out["ae_features_s"] = time.perf_counter() - started
+
+    ts = features.frame["ts"]
+    train_end = dt.datetime.combine(split.train_end + dt.timedelta(days=1), dt.time())
+    train_start = train_end - dt.timedelta(days=train_days)
+    in_train = ((ts >= train_start) & (ts < train_end)).to_numpy()
+    train = slice_rows(features, in_train)
+    out["ae_train_windows"] = int(train.n_steps)
+
+    started = time.perf_counter()
+    model = train_autoencoder(train, config)
+    out["ae_train_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    source_row = features.frame["row"].to_numpy()  # = TRANSACTION_ID (the file is in id order)
+    target = np.zeros(features.n_steps, dtype=bool)
+    test_ids = test["TRANSACTION_ID"].to_numpy()
+    target[np.isin(source_row, test_ids)] = True
+    sub = slice_rows(features, scoring_rows(features, target, config.window))
+    step_scores = score_steps(model, sub)
+    by_id = dict(zip(sub.frame["row"].to_numpy().tolist(), step_scores.tolist()))
+    scores = np.array([by_id[i] for i in test_ids.tolist()], dtype=np.float64)
+    out["ae_score_s"] = time.perf_counter() - started
+    out.update({f"ae_{k}": v for k, v in metrics(test, scores).items()})
+    return out
+
+
+def report(results: dict[str, Any]) -> None:
+    print(f"\n{'model':9}{'AUC ROC':>9}{'AP':>8}{'CP@100':>8}{'seconds':>9}")
+    for model, seconds in (("iforest", "iforest_s"), ("rf", "rf_s"), ("ae", "ae_train_s")):
+        if f"{model}_auc" in results:
+            r = results
+            print(f"{model:9}{r[f'{model}_auc']:>9.4f}{r[f'{model}_ap']:>8.4f}{r[f'{model}_cp100']:>8.4f}{r[seconds]:>9.1f}")
+    if "ae_auc" in results:
+        met = results["ae_auc"] >= results["iforest_auc"] and results["ae_ap"] >= results["iforest_ap"]
+        print(f"bar (AE AUC and AP >= IsolationForest's): {'met' if met else 'not met'}")
+    for name, figures in PUBLISHED.items():
+        print(f"handbook published, {name}: {figures} ({PUBLISHED_SOURCES.get(name, '')})")
+    print(f"wall {results['wall_s']:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared machine)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ae-train-days", type=int, default=7, help="days of genuine history the AE trains on")
+    parser.add_argument("--ae-epochs", type=int, default=AutoencoderConfig.epochs)
+    parser.add_argument("--skip-ae", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    begun = time.perf_counter()
+
+    split = handbook_split()
+    tx = baseline_features(load())
+    train, test = train_test(tx, split)
+    print(f"split {split.describe()}; train {train.height} tx ({int(train['TX_FRAUD'].sum())} fraud), "
+          f"test {test.height} tx ({int(test['TX_FRAUD'].sum())} fraud)", flush=True)  # fmt: skip
+    results: dict[str, Any] = {"split": split.describe(), "n_train": train.height, "n_test": test.height}
+    results.update(run_peers(train, test, args.seed))
+    print(f"peers done: {time.perf_counter() - begun:.0f} s", flush=True)
+    if not args.skip_ae:
+        config = AutoencoderConfig(epochs=args.ae_epochs, seed=args.seed, device="cpu")
+        results["ae_config"] = asdict(config)
+        results["ae_train_days"] = args.ae_train_days
+        results["ae_counterparty_vectors"] = False
+        results.update(run_ae(test, split, config, args.ae_train_days))
+    results["published"] = {"figures": PUBLISHED, "sources": PUBLISHED_SOURCES}
+    results["wall_s"] = time.perf_counter() - begun
+    report(results)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
