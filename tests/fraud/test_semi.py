@@ -1,0 +1,157 @@
+"""Analyst labels in the store and the semi-supervised model on top of the autoencoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+
+from embeddings.errors import ConfigError, DataError, NotFoundError
+from embeddings.store import Store
+from embeddings.synthetic import WorldConfig, make_world
+from embeddings.vectors import Embeddings
+from fraud.autoencoder import AutoencoderConfig, score_steps, train_autoencoder
+from fraud.features import TransactionSchema, read_transactions, step_features
+from fraud.labels import read_labels, record_label
+from fraud.semi import SemiConfig, load_semi, step_labels, train_semi
+
+torch.set_num_threads(1)
+
+SCHEMA = TransactionSchema(label="is_fraud")
+CONFIG = AutoencoderConfig(epochs=4, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def world():
+    return make_world(WorldConfig(seed=0).scaled(0.2))
+
+
+@pytest.fixture(scope="module")
+def source(world):
+    return world.transactions.sort("ts", maintain_order=True)
+
+
+@pytest.fixture(scope="module")
+def features(world, source):
+    m = world.merchants
+    vectors = Embeddings(
+        m["merchant_id"].to_list(), np.eye(world.config.n_regions, dtype=np.float32)[m["region"].to_numpy()]
+    )
+    return step_features(read_transactions(source, SCHEMA), vectors)
+
+
+@pytest.fixture(scope="module")
+def model(features):
+    return train_autoencoder(features, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def split(features):
+    """Analysts labelled every step of a random 30% of cards; the rest is held out."""
+    entities = features.frame["entity"].to_numpy()
+    cards = np.unique(entities)
+    labelled_cards = np.random.default_rng(0).choice(cards, size=int(0.3 * cards.size), replace=False)
+    labelled = np.isin(entities, labelled_cards)
+    truth = features.frame["label"].fill_null(0).to_numpy().astype(np.int64)
+    return labelled, truth
+
+
+@pytest.fixture(scope="module")
+def semi(model, features, split):
+    labelled, truth = split
+    return train_semi(model, features, np.where(labelled, truth, -1))
+
+
+def test_semi_beats_the_unsupervised_score_on_held_out_cards(model, features, split, semi):
+    labelled, truth = split
+    held = ~labelled
+    assert truth[held].sum() > 10
+    ae_ap = average_precision_score(truth[held], score_steps(model, features)[held])
+    semi_scores = semi.score(model, features)
+    semi_ap = average_precision_score(truth[held], semi_scores[held])
+    print(f"held-out AP: ae={ae_ap:.4f} semi={semi_ap:.4f}")
+    assert semi_scores.dtype == np.float32 and ((semi_scores >= 0) & (semi_scores <= 1)).all()
+    assert semi_ap > ae_ap
+    assert semi.n_labelled == int(labelled.sum()) and semi.n_fraud == int(truth[labelled].sum())
+
+
+def test_semi_save_load_round_trip_is_json(tmp_path, model, features, semi):
+    path = semi.save(tmp_path / "semi")
+    assert sorted(p.name for p in path.iterdir()) == ["semi.json"]
+    loaded = load_semi(path)
+    np.testing.assert_allclose(loaded.score(model, features), semi.score(model, features), rtol=1e-6, atol=1e-7)
+    with pytest.raises(NotFoundError):
+        load_semi(tmp_path / "nothing")
+
+
+def test_semi_input_checks(model, features):
+    with pytest.raises(DataError, match="one value per step"):
+        train_semi(model, features, np.zeros(3))
+    with pytest.raises(DataError, match="-1"):
+        train_semi(model, features, np.full(features.n_steps, 2))
+    with pytest.raises(DataError, match="at least 1 labelled fraud"):
+        train_semi(model, features, np.zeros(features.n_steps))
+    with pytest.raises(ConfigError):
+        SemiConfig(C=0)
+
+
+def test_labels_round_trip_through_the_store(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    record_label(
+        store, txn_id=1, card_id="c1", label="confirmed fraud", analyst="ann", alert_id="a1", note="called the customer"
+    )
+    record_label(store, txn_id="2", card_id="c1", label="false positive", analyst="bob")
+    record_label(store, txn_id="3", card_id="c2", label="fraud", analyst="ann")
+    record_label(
+        store, txn_id="3", card_id="c2", label="genuine", analyst="cat", note="customer confirmed"
+    )  # latest wins
+    assert store.count("labels") == 4
+    labels = read_labels(store).sort("txn_id")
+    assert labels["txn_id"].to_list() == ["1", "2", "3"]
+    assert labels["label"].to_list() == ["fraud", "genuine", "genuine"]
+    assert labels["is_fraud"].to_list() == [1, 0, 0]
+    assert labels["analyst"].to_list() == ["ann", "bob", "cat"]
+    assert labels["alert_id"].to_list() == ["a1", None, None]
+    assert labels["note"].to_list()[0] == "called the customer"
+    assert read_labels(store, history=True).height == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"label": "maybe"}, "label must be"),
+        ({"txn_id": ""}, "txn_id must not be empty"),
+        ({"card_id": "  "}, "card_id must not be empty"),
+        ({"txn_id": "x" * 129}, "at most 128"),
+        ({"analyst": "a" * 129}, "at most 128"),
+        ({"analyst": ""}, "analyst must not be empty"),
+        ({"alert_id": ""}, "alert_id must not be empty"),
+        ({"note": "n" * 10_001}, "at most 10000"),
+    ],
+)
+def test_bad_labels_are_refused_and_nothing_is_written(tmp_path, kwargs, match):
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    args = {"txn_id": "t", "card_id": "c", "label": "fraud", "analyst": "ann"} | kwargs
+    with pytest.raises(ConfigError, match=match) as info:
+        record_label(store, **args)
+    assert "\n" not in str(info.value)
+    assert store.count("labels") == 0
+
+
+def test_store_labels_become_step_labels(tmp_path, features, source):
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    txn_ids = source["txn_id"]
+    fraud_txn = source.filter(pl.col("is_fraud") == 1)["txn_id"][0]
+    genuine_row = source.filter(pl.col("is_fraud") == 0).row(0, named=True)
+    fraud_card = source.filter(pl.col("txn_id") == fraud_txn)["card_id"][0]
+    record_label(store, txn_id=fraud_txn, card_id=fraud_card, label="confirmed fraud", analyst="ann")
+    record_label(
+        store, txn_id=genuine_row["txn_id"], card_id=genuine_row["card_id"], label="false positive", analyst="ann"
+    )
+    steps = step_labels(features, txn_ids, read_labels(store))
+    assert steps.shape == (features.n_steps,)
+    assert (steps == 1).sum() == 1 and (steps == 0).sum() == 1 and (steps == -1).sum() == features.n_steps - 2
+    ids = txn_ids.cast(pl.String).gather(features.frame["row"].to_numpy())
+    assert ids[int(np.flatnonzero(steps == 1)[0])] == str(fraud_txn)
