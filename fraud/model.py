@@ -1,0 +1,298 @@
+"""A trained fraud model in one object and one directory: schema + autoencoder + calibration.
+
+:func:`train_fraud_model` reads transactions, computes strictly causal step features
+(:mod:`fraud.features`), trains the :class:`~fraud.autoencoder.SequenceAutoencoder` on the
+genuine windows of the first 80 % of the time span, and fits the
+:class:`~fraud.calibrate.Calibration` on the raw scores of the genuine steps of the last 20 %
+(the validation slice: later in time than everything the autoencoder was fitted on). Because
+features and scores are causal, training on the time prefix is the same as training on the
+transactions that existed at the cut-off.
+
+:meth:`FraudModel.score` gives every transaction a raw score (the reconstruction error of the
+step as the last step of its window) and a calibrated one in ``[0, 1]`` (the share of genuine
+validation steps that scored lower).
+
+A saved model is a directory: ``fraud_model.json`` (schema, transaction id column, config,
+validation cut-off), ``calibration.json``, ``autoencoder/`` (config JSON + weights loaded with
+``weights_only=True``) and, when the features used counterparty vectors, ``counterparty/``.
+:func:`run_train_fraud` is the job behind ``seqemb train-fraud``: it records a run of kind
+``fraud_model`` and saves the model directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from embeddings.errors import ConfigError, DataError, NotFoundError
+from embeddings.files import atomic_directory, read_json
+from embeddings.settings import models_dir
+from embeddings.sources import Source, describe_source, read_table
+from embeddings.store import Store
+from embeddings.vectors import Embeddings
+from fraud.autoencoder import (
+    AutoencoderConfig,
+    SequenceAutoencoder,
+    load_autoencoder,
+    save_autoencoder,
+    score_steps,
+    train_autoencoder,
+)
+from fraud.calibrate import Calibration
+from fraud.features import TransactionSchema, read_transactions, step_features
+
+FRAUD_MODEL_KIND = "fraud_model"
+MODEL_FILE = "fraud_model.json"
+CALIBRATION_FILE = "calibration.json"
+AUTOENCODER_DIR = "autoencoder"
+COUNTERPARTY_DIR = "counterparty"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class FraudModelConfig:
+    """How to train: the autoencoder's config, the validation share of the time span and the
+    optional transaction id column (else a transaction is named by its 0-based source row)."""
+
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    validation_fraction: float = 0.2
+    transaction_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+        if self.transaction_id is not None and (not isinstance(self.transaction_id, str) or not self.transaction_id):
+            raise ConfigError(f"transaction_id must be a non-empty column name, got {self.transaction_id!r}")
+
+
+def read_scoring_transactions(
+    source: Source,
+    schema: TransactionSchema,
+    transaction_id: str | None = None,
+    *,
+    table: str | None = None,
+    query: str | None = None,
+) -> pl.DataFrame:
+    """:func:`read_transactions` plus a ``txn_id`` column (String): the ``transaction_id``
+    column's values (non-null, unique), else the 0-based source row as text.
+
+    Bad data raises the data layer's one-line :class:`DataError` naming the source, the
+    column and the row.
+    """
+    name = describe_source(source, table=table, query=query)
+    raw = read_table(source, table=table, query=query)
+    try:
+        frame = read_transactions(raw, schema)
+    except DataError as exc:  # name the caller's source, not the in-memory frame
+        message = str(exc)
+        if message.startswith("dataframe"):
+            message = name + message[len("dataframe") :]
+        raise DataError(message) from None
+    if transaction_id is None:
+        return frame.with_columns(txn_id=pl.col("row").cast(pl.String))
+    if transaction_id not in raw.columns:
+        raise DataError(f"{name}: missing column {transaction_id!r} (columns: {', '.join(raw.columns)})")
+    ids = raw[transaction_id]
+    if ids.null_count():
+        raise DataError(
+            f"{name}: column {transaction_id!r} row {int(ids.is_null().arg_max())} (0-based data row): missing value"
+        )
+    ids = ids.cast(pl.String)
+    repeated = ids.is_duplicated()
+    if repeated.any():
+        row = int(repeated.arg_max())
+        raise DataError(
+            f"{name}: column {transaction_id!r} row {row} (0-based data row): transaction id {ids[row]!r} is repeated"
+        )
+    return frame.with_columns(txn_id=ids.gather(frame["row"]))
+
+
+@dataclass
+class FraudModel:
+    """Everything needed to score transactions: read them, featurise, reconstruct, calibrate."""
+
+    schema: TransactionSchema
+    config: FraudModelConfig
+    autoencoder: SequenceAutoencoder
+    calibration: Calibration
+    counterparty: Embeddings | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scoring_schema(self) -> TransactionSchema:
+        """The schema without the label: new transactions need not carry one."""
+        return dataclasses.replace(self.schema, label=None)
+
+    def read(self, source: Source, *, table: str | None = None, query: str | None = None) -> pl.DataFrame:
+        """Checked transactions of ``source`` with ``txn_id`` (see :func:`read_scoring_transactions`)."""
+        return read_scoring_transactions(
+            source, self.scoring_schema, self.config.transaction_id, table=table, query=query
+        )
+
+    def score_frame(self, transactions: pl.DataFrame) -> pl.DataFrame:
+        """Score a frame as :meth:`read` returns (each entity with its whole history).
+
+        Returns one row per transaction, sorted by (entity, ts): ``row``, ``txn_id`` (when the
+        frame has one), ``entity``, ``ts``, ``raw_score`` (reconstruction error, float64) and
+        ``score`` (calibrated, in ``[0, 1]``).
+        """
+        features = step_features(transactions, self.counterparty)
+        raw = score_steps(self.autoencoder, features).astype(np.float64)
+        out = features.frame.select("row", "entity", "ts").with_columns(
+            raw_score=pl.Series(raw), score=pl.Series(self.calibration.calibrate(raw))
+        )
+        if "txn_id" in transactions.columns:
+            ids = transactions.select("row", "txn_id")
+            out = out.join(ids, on="row", how="left", maintain_order="left").select(
+                "row", "txn_id", "entity", "ts", "raw_score", "score"
+            )
+        return out
+
+    def score(self, transactions: Source, *, table: str | None = None, query: str | None = None) -> pl.DataFrame:
+        """Read and score ``transactions`` (a frame in the caller's columns, a file or a URL)."""
+        return self.score_frame(self.read(transactions, table=table, query=query))
+
+    # ------------------------------------------------------------------ save / load
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the model directory, all or nothing; return its path."""
+        directory = Path(directory)
+        with atomic_directory(directory) as tmp:
+            meta = {
+                "format": FORMAT,
+                "schema": asdict(self.schema),
+                "config": {
+                    "validation_fraction": self.config.validation_fraction,
+                    "transaction_id": self.config.transaction_id,
+                },
+                "metrics": self.metrics,
+            }
+            (tmp / MODEL_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+            (tmp / CALIBRATION_FILE).write_text(json.dumps(self.calibration.to_dict()), encoding="utf-8")
+            save_autoencoder(self.autoencoder, tmp / AUTOENCODER_DIR)
+            if self.counterparty is not None:
+                self.counterparty.save(tmp / COUNTERPARTY_DIR)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str | None = None) -> FraudModel:
+        """Load a directory written by :meth:`save`."""
+        directory = Path(directory)
+        if not (directory / MODEL_FILE).is_file():
+            raise NotFoundError(f"{directory}: not a fraud model directory (no {MODEL_FILE})")
+        meta = read_json(directory / MODEL_FILE, dict)
+        if meta.get("format") != FORMAT:
+            raise DataError(f"{directory / MODEL_FILE}: unknown format {meta.get('format')!r}; expected {FORMAT}")
+        schema_fields = {f.name for f in fields(TransactionSchema)}
+        schema = TransactionSchema(**{k: v for k, v in meta.get("schema", {}).items() if k in schema_fields})
+        autoencoder = load_autoencoder(directory / AUTOENCODER_DIR, device=device)
+        stored = meta.get("config", {})
+        config = FraudModelConfig(
+            autoencoder=autoencoder.config,
+            validation_fraction=stored.get("validation_fraction", 0.2),
+            transaction_id=stored.get("transaction_id"),
+        )
+        calibration = Calibration.from_dict(read_json(directory / CALIBRATION_FILE, dict))
+        counterparty = (
+            Embeddings.load(directory / COUNTERPARTY_DIR) if (directory / COUNTERPARTY_DIR).exists() else None
+        )
+        return cls(schema, config, autoencoder, calibration, counterparty, dict(meta.get("metrics", {})))
+
+
+def train_fraud_model(
+    transactions: Source,
+    schema: TransactionSchema | None = None,
+    config: FraudModelConfig | None = None,
+    counterparty_vectors: Embeddings | None = None,
+    *,
+    table: str | None = None,
+    query: str | None = None,
+) -> FraudModel:
+    """Train the autoencoder on the first ``1 - validation_fraction`` of the time span and
+    calibrate on the genuine steps of the rest (see the module doc).
+
+    Labels (``schema.label``) only drop windows with a known fraud from training and fraud
+    steps from the calibration sample.
+    """
+    schema = schema or TransactionSchema()
+    config = config or FraudModelConfig()
+    frame = read_scoring_transactions(transactions, schema, config.transaction_id, table=table, query=query)
+    ts = frame["ts"]
+    start, end = ts.min(), ts.max()
+    cutoff = start + (end - start) * (1.0 - config.validation_fraction)
+    train = frame.filter(pl.col("ts") < cutoff)
+    if train.height == 0 or train.height == frame.height:
+        raise DataError(
+            f"{describe_source(transactions, table=table, query=query)}: the transactions span no time "
+            f"({start} .. {end}); a validation slice needs later transactions"
+        )
+    started = perf_counter()
+    autoencoder = train_autoencoder(step_features(train, counterparty_vectors), config.autoencoder)
+    seconds = perf_counter() - started
+    # Causal features: the validation steps' scores use their whole history, as at scoring time.
+    features = step_features(frame, counterparty_vectors)
+    raw = score_steps(autoencoder, features).astype(np.float64)
+    validation = (features.frame["ts"] >= cutoff).to_numpy()
+    if "label" in features.frame.columns:
+        validation &= features.frame["label"].to_numpy() == 0
+    if not validation.any():
+        raise DataError("no genuine transactions in the validation slice to calibrate on")
+    calibration = Calibration.fit(raw[validation])
+    metrics: dict[str, Any] = {
+        "transactions": frame.height,
+        "entities": features.n_entities,
+        "train_transactions": train.height,
+        "validation_genuine": int(validation.sum()),
+        "validation_cutoff": str(cutoff),
+        "train_seconds": round(seconds, 3),
+    }
+    if "label" in features.frame.columns:
+        labels = features.frame["label"].to_numpy()
+        held = (features.frame["ts"] >= cutoff).to_numpy()
+        if 0 < labels[held].sum() < held.sum():
+            from sklearn.metrics import roc_auc_score
+
+            metrics["validation_auc"] = round(float(roc_auc_score(labels[held], raw[held])), 4)
+    return FraudModel(schema, config, autoencoder, calibration, counterparty_vectors, metrics)
+
+
+@dataclass
+class FraudJob:
+    """What ``seqemb train-fraud`` reads and how it trains; ``counterparty_vectors`` is an
+    embedding model directory (item2vec / node2vec) whose vectors become counterparty features."""
+
+    schema: TransactionSchema = field(default_factory=TransactionSchema)
+    config: FraudModelConfig = field(default_factory=FraudModelConfig)
+    counterparty_vectors: str | None = None
+
+
+def run_train_fraud(
+    source: Source,
+    job: FraudJob,
+    *,
+    store: Store,
+    table: str | None = None,
+    query: str | None = None,
+    out: str | os.PathLike | None = None,
+) -> tuple[FraudModel, str, Path]:
+    """Train on ``source``, save to ``out`` (default ``$SEQEMB_HOME/models/fraud_model-<run id>``),
+    record a run of kind ``fraud_model``; return ``(model, run id, model path)``."""
+    vectors = None
+    if job.counterparty_vectors is not None:
+        from embeddings.model import EmbeddingModel
+
+        vectors = EmbeddingModel.load(job.counterparty_vectors).embeddings
+    with store.run(FRAUD_MODEL_KIND, asdict(job)) as run:
+        model = train_fraud_model(source, job.schema, job.config, vectors, table=table, query=query)
+        path = model.save(out if out is not None else models_dir() / f"{FRAUD_MODEL_KIND}-{run.id}")
+        run.log_metrics(model.metrics)
+        run.artifact_path = str(path)
+    return model, run.id, path

@@ -1,0 +1,160 @@
+"""The batch scoring job: transactions -> ``fraud_scores`` and ``alerts`` in the store.
+
+:func:`score_batch` is the job behind ``seqemb score``. It reads transactions (a store table
+through its URL, a file, or a frame), then scores them *by entity*: entities are independent,
+so a chunk is a set of cards with all their transactions, and each card's features use its
+whole history (a transaction's score depends on it and its card's earlier transactions only).
+
+Writes are idempotent and resumable. For each chunk, the alerts (calibrated score >=
+``alert_threshold``; ``alert_id = "<run id>:<txn id>"``, status ``open``) are written first in
+one transaction, then the chunk's ``fraud_scores`` rows in one transaction, both with
+``on_conflict="ignore"``. A chunk's scores land together or not at all, so after a crash an
+entity is either fully scored or not at all; a rerun with the same run id skips the fully
+scored entities and scores the rest again, and the deterministic alert ids make re-written
+alerts no-ops. Every transaction ends up with exactly one score row and at most one alert.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sqlalchemy import func, select
+from tqdm.auto import tqdm
+
+from embeddings.errors import ConfigError
+from embeddings.sources import Source, describe_source
+from embeddings.store import Store
+from fraud.model import FraudModel
+
+RUN_KIND = "score"
+ALERT_KIND = "autoencoder"
+# Settings a resumed run must share with the run it continues.
+_RESUME_KEYS = ("model_path", "alert_threshold", "source")
+
+
+def score_batch(
+    store: Store,
+    model: FraudModel,
+    source: Source,
+    *,
+    table: str | None = None,
+    query: str | None = None,
+    chunk_entities: int = 2000,
+    alert_threshold: float = 0.99,
+    run_id: str | None = None,
+    model_path: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> str:
+    """Score every transaction of ``source`` into ``store``; return the run id.
+
+    ``alert_threshold`` is a calibrated score in ``(0, 1]``; transactions at or above it get an
+    alert. ``run_id`` resumes that run (same model path, threshold and source when recorded):
+    entities already fully scored in it are skipped. The run's metrics count transactions,
+    entities and alerts; a failure marks it failed and keeps the finished chunks for a resume.
+    """
+    if isinstance(alert_threshold, bool) or not 0.0 < float(alert_threshold) <= 1.0:
+        raise ConfigError(f"alert_threshold must be a calibrated score in (0, 1], got {alert_threshold!r}")
+    if not isinstance(chunk_entities, int) or chunk_entities < 1:
+        raise ConfigError(f"chunk_entities must be an integer >= 1, got {chunk_entities!r}")
+    config = {
+        "model_path": None if model_path is None else str(model_path),
+        "alert_threshold": float(alert_threshold),
+        "source": describe_source(source, table=table, query=query),
+    }
+    # Read and check everything before the run is recorded: bad input leaves nothing behind.
+    transactions = model.read(source, table=table, query=query)  # sorted by (entity, ts)
+    if run_id is None:
+        run_id = store.start_run(RUN_KIND, config)
+    else:
+        _reopen(store, run_id, config)
+    try:
+        entity = transactions["entity"]
+        starts = np.flatnonzero(entity.ne_missing(entity.shift(1)).to_numpy())
+        offsets = np.append(starts, transactions.height).astype(np.int64)
+        done = _fully_scored(store, run_id, transactions, offsets)
+        todo = np.flatnonzero(~done)
+        bar = tqdm(
+            total=transactions.height,
+            initial=int(np.diff(offsets)[done].sum()),
+            unit="txn",
+            desc=f"score run {run_id}",
+            disable=not progress,
+        )
+        with bar:
+            for start in range(0, todo.size, chunk_entities):
+                chosen = todo[start : start + chunk_entities]
+                rows = np.concatenate([np.arange(offsets[e], offsets[e + 1]) for e in chosen])
+                chunk = transactions[rows]
+                scored = model.score_frame(chunk)
+                _write_chunk(store, run_id, scored, float(alert_threshold))
+                bar.update(chunk.height)
+    except BaseException as exc:
+        store.fail_run(run_id, exc)
+        raise
+    store.finish_run(
+        run_id,
+        metrics={
+            "transactions": transactions.height,
+            "entities": int(offsets.size - 1),
+            "entities_this_pass": int(todo.size),
+            "scores": store.count("fraud_scores", {"run_id": run_id}),
+            "alerts": store.count("alerts", {"run_id": run_id}),
+        },
+    )
+    return run_id
+
+
+def _write_chunk(store: Store, run_id: str, scored: pl.DataFrame, threshold: float) -> None:
+    """Alerts first (one transaction), then scores (one transaction): see the module doc."""
+    scores = scored.select(
+        pl.lit(run_id).alias("run_id"),
+        pl.col("txn_id").cast(pl.String),
+        pl.col("entity").cast(pl.String).alias("card_id"),
+        pl.col("score").cast(pl.Float64),
+    )
+    alerts = scores.filter(pl.col("score") >= threshold).select(
+        (pl.lit(f"{run_id}:") + pl.col("txn_id")).alias("alert_id"),
+        "run_id",
+        "txn_id",
+        "card_id",
+        "score",
+        pl.lit(ALERT_KIND).alias("kind"),
+        pl.lit("open").alias("status"),
+    )
+    if alerts.height:
+        store.write("alerts", alerts, on_conflict="ignore", chunk_size=alerts.height)
+    store.write("fraud_scores", scores, on_conflict="ignore", chunk_size=max(scores.height, 1))
+
+
+def _fully_scored(store: Store, run_id: str, transactions: pl.DataFrame, offsets: np.ndarray) -> np.ndarray:
+    """Boolean per entity: every one of its transactions has a score row in ``run_id``."""
+    n_entities = offsets.size - 1
+    table = store.table("fraud_scores")
+    stmt = select(table.c.card_id, func.count().label("n")).where(table.c.run_id == run_id).group_by(table.c.card_id)
+    stored = store.read_sql(stmt)
+    if stored.height == 0:
+        return np.zeros(n_entities, dtype=bool)
+    entities = transactions["entity"].gather(offsets[:-1]).cast(pl.String)
+    wanted = pl.DataFrame({"card_id": entities, "size": np.diff(offsets)})
+    joined = wanted.join(
+        stored.select(pl.col("card_id").cast(pl.String), pl.col("n").cast(pl.Int64)),
+        on="card_id",
+        how="left",
+        maintain_order="left",
+    )
+    return (joined["n"].fill_null(0) >= joined["size"]).to_numpy()
+
+
+def _reopen(store: Store, run_id: str, config: dict[str, Any]) -> None:
+    """Check that ``run_id`` is a scoring run with the same settings and mark it running again."""
+    run = store.get_run(run_id)
+    if run["kind"] != RUN_KIND:
+        raise ConfigError(f"run {run_id} is a {run['kind']!r} run, not a {RUN_KIND!r} run; it cannot be resumed here")
+    stored = run["config"] or {}
+    for key in _RESUME_KEYS:
+        if None not in (config[key], stored.get(key)) and stored.get(key) != config[key]:
+            raise ConfigError(f"run {run_id} was started with {key}={stored.get(key)!r}; resume it with the same {key}")
+    store.update("runs", {"status": "running", "finished_at": None, "error": None}, where={"run_id": run_id})

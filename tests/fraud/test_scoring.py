@@ -1,0 +1,197 @@
+"""Batch scoring into the store: every transaction scored once, alerts once, resumable after SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
+
+from embeddings.errors import ConfigError, DataError
+from embeddings.store import Store
+from embeddings.synthetic import WorldConfig, make_world
+from fraud.autoencoder import AutoencoderConfig
+from fraud.features import TransactionSchema
+from fraud.model import FraudModel, FraudModelConfig, train_fraud_model
+from fraud.scoring import score_batch
+from ui.cli import app
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[2]
+THRESHOLD = 0.99
+
+
+@pytest.fixture(scope="module")
+def world():
+    return make_world(WorldConfig(seed=0).scaled(0.2))
+
+
+@pytest.fixture(scope="module")
+def model_path(world, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = FraudModelConfig(AutoencoderConfig(epochs=4, device="cpu"), transaction_id="txn_id")
+    model = train_fraud_model(world.transactions, TransactionSchema(label="is_fraud"), config)
+    return model.save(tmp_path_factory.mktemp("fraud") / "model")
+
+
+@pytest.fixture(scope="module")
+def parquet(world, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tx") / "transactions.parquet"
+    world.transactions.drop("is_fraud", "fraud_kind").write_parquet(path)
+    return path
+
+
+def _check_complete(store: Store, run_id: str, world) -> pl.DataFrame:
+    """Every transaction has exactly one score; the alerts are exactly the scores >= the threshold."""
+    scores = store.read("fraud_scores", where={"run_id": run_id})
+    assert scores.height == world.transactions.height
+    assert scores["txn_id"].n_unique() == scores.height
+    assert set(scores["txn_id"]) == set(world.transactions["txn_id"])
+    alerts = store.read("alerts", where={"run_id": run_id})
+    assert alerts["txn_id"].n_unique() == alerts.height
+    assert set(alerts["txn_id"]) == set(scores.filter(pl.col("score") >= THRESHOLD)["txn_id"])
+    assert set(alerts["alert_id"]) == {f"{run_id}:{t}" for t in alerts["txn_id"]}
+    assert set(alerts["status"]) == {"open"}
+    return scores
+
+
+def test_batch_scores_rank_planted_fraud_and_alerts(world, model_path: Path, parquet: Path) -> None:
+    store = Store()
+    run_id = score_batch(
+        store, FraudModel.load(model_path), str(parquet), chunk_entities=64, model_path=model_path, progress=False
+    )
+    scores = _check_complete(store, run_id, world)
+    truth = scores.join(world.transactions.select("txn_id", "is_fraud", "card_id"), on="txn_id")
+    assert truth["card_id"].equals(truth["card_id_right"])
+    assert roc_auc_score(truth["is_fraud"], truth["score"]) >= 0.9
+    alerts = store.read("alerts", where={"run_id": run_id})
+    precision = alerts.join(world.transactions.select("txn_id", "is_fraud"), on="txn_id")["is_fraud"].mean()
+    assert alerts.height > 0 and precision >= 0.3  # 3 % of transactions are fraud: a tenfold lift at least
+    run = store.get_run(run_id)
+    assert (run["kind"], run["status"]) == ("score", "succeeded")
+    assert run["metrics"]["scores"] == world.transactions.height
+    assert run["metrics"]["entities_this_pass"] == world.cards.height
+
+    # A finished run resumed: nothing is left to score, nothing is written twice.
+    assert score_batch(store, FraudModel.load(model_path), str(parquet), run_id=run_id, progress=False) == run_id
+    assert store.get_run(run_id)["metrics"]["entities_this_pass"] == 0
+    _check_complete(store, run_id, world)
+
+
+# A scoring job in its own process, slowed to one chunk per 0.05 s so it can be killed midway.
+SLOW_JOB = """
+import sys, time
+import torch
+torch.set_num_threads(1)
+from embeddings.store import Store
+from fraud.model import FraudModel
+from fraud.scoring import score_batch
+
+model = FraudModel.load(sys.argv[2])
+inner = model.score_frame
+
+def slow(frame):
+    time.sleep(0.05)
+    return inner(frame)
+
+model.score_frame = slow
+score_batch(Store(sys.argv[1]), model, sys.argv[3], chunk_entities=10, alert_threshold=0.99, progress=False)
+"""
+
+
+def test_a_job_killed_by_sigkill_resumes_and_scores_every_transaction_once(
+    world, model_path: Path, parquet: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    store = Store(url)
+    job = subprocess.Popen(
+        [sys.executable, "-c", SLOW_JOB, url, str(model_path), str(parquet)], cwd=ROOT, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while store.count("fraud_scores") < 2000 and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(job.pid, signal.SIGKILL)
+    assert job.wait() == -signal.SIGKILL, job.stderr.read().decode()
+    written = store.count("fraud_scores")
+    assert 0 < written < world.transactions.height
+    (run_id,) = store.runs("score")["run_id"]
+    assert store.get_run(run_id)["status"] == "running"  # killed: nothing marked it failed
+    # Chunks are whole entities: each card is either fully scored or not at all.
+    per_card = store.read("fraud_scores").group_by("card_id").len()
+    sizes = world.transactions.group_by("card_id").len()
+    assert per_card.join(sizes, on="card_id").filter(pl.col("len") != pl.col("len_right")).height == 0
+
+    score_batch(store, FraudModel.load(model_path), str(parquet), chunk_entities=10, run_id=run_id, progress=False)
+    _check_complete(store, run_id, world)
+    run = store.get_run(run_id)
+    assert run["status"] == "succeeded"
+    assert run["metrics"]["entities_this_pass"] == world.cards.height - per_card.height
+
+    # The same run scored without a crash stores the same scores and the same alerts.
+    fresh = score_batch(store, FraudModel.load(model_path), str(parquet), progress=False)
+    a = store.read("fraud_scores", where={"run_id": run_id}).drop("run_id").sort("txn_id")
+    b = store.read("fraud_scores", where={"run_id": fresh}).drop("run_id").sort("txn_id")
+    assert a.equals(b)
+
+
+def test_bad_transactions_and_bad_resumes(world, model_path: Path, tmp_path: Path) -> None:
+    store = Store()
+    model = FraudModel.load(model_path)
+    csv = tmp_path / "tx.csv"
+    world.transactions.head(30).drop("card_id").write_csv(csv)
+    with pytest.raises(DataError, match=rf"^{csv}: missing column 'card_id'"):
+        score_batch(store, model, str(csv), progress=False)
+    assert store.count("runs") == 0  # bad input: no run, nothing half-written
+    other = store.start_run("synthetic")
+    with pytest.raises(ConfigError, match="is a 'synthetic' run, not a 'score' run"):
+        score_batch(store, model, world.transactions.head(30), run_id=other, progress=False)
+    with pytest.raises(ConfigError, match="alert_threshold"):
+        score_batch(store, model, world.transactions.head(30), alert_threshold=0.0, progress=False)
+
+
+def test_store_table_source(world, model_path: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    store = Store(url)
+    store.write(
+        "transactions", world.transactions.filter(pl.col("card_id").is_in(world.cards["card_id"].head(40).implode()))
+    )
+    run_id = score_batch(store, FraudModel.load(model_path), url, table="transactions", progress=False)
+    assert store.count("fraud_scores", {"run_id": run_id}) == store.count("transactions")
+
+
+runner = CliRunner()
+
+
+def test_cli_train_fraud_then_score(world, tmp_path: Path) -> None:
+    csv = tmp_path / "tx.csv"
+    small = world.transactions.filter(pl.col("card_id").is_in(world.cards["card_id"].head(100).implode()))
+    small.write_csv(csv)
+    trained = runner.invoke(
+        app, ["train-fraud", str(csv), "--label", "is_fraud", "--transaction-id", "txn_id", "--epochs", "1",
+              "--device", "cpu"],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert "model: " in trained.output
+    scored = runner.invoke(app, ["score", str(csv), "--threshold", "0.95"])
+    assert scored.exit_code == 0, scored.output
+    store = Store()
+    (run_id,) = store.runs("score")["run_id"]
+    assert store.count("fraud_scores", {"run_id": run_id}) == small.height
+    high = store.read("fraud_scores", where={"run_id": run_id}).filter(pl.col("score") >= 0.95)
+    assert store.count("alerts", {"run_id": run_id}) == high.height > 0
+    resumed = runner.invoke(app, ["score", str(csv), "--resume", run_id])
+    assert resumed.exit_code == 0, resumed.output
+    assert "(0 this pass)" in resumed.output
+
+    bad = runner.invoke(app, ["train-fraud", str(csv), "--entity", "customer"])
+    assert bad.exit_code != 0
+    assert isinstance(bad.exception, DataError)
+    assert str(bad.exception).startswith(f"{csv}: missing column 'customer'")
