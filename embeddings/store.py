@@ -175,6 +175,20 @@ class Store:
             error = f"{type(error).__name__}: {error}"
         self._update_run(run_id, metrics=metrics, artifact_path=artifact_path, status="failed", error=error)
 
+    def reopen_run(self, run_id: str, kind: str, config: Mapping[str, Any]) -> None:
+        """Mark ``run_id`` (a ``kind`` run) running again to resume it; every setting in ``config``
+        that both it and the stored run name must match, else :class:`ConfigError`."""
+        run = self.get_run(run_id)
+        if run["kind"] != kind:
+            raise ConfigError(f"run {run_id} is a {run['kind']!r} run, not a {kind!r} run; it cannot be resumed here")
+        stored = run["config"] or {}
+        for key, value in config.items():
+            if None not in (value, stored.get(key)) and stored.get(key) != value:
+                raise ConfigError(
+                    f"run {run_id} was started with {key}={stored.get(key)!r}; resume it with the same {key}"
+                )
+        self.update("runs", {"status": "running", "finished_at": None, "error": None}, where={"run_id": run_id})
+
     @contextmanager
     def run(
         self,
@@ -404,4 +418,3 @@ def _write_chunk_by_lookup(conn: Connection, table: Table, chunk: pl.DataFrame, 
     renamed = old.rename({name: f"key_{name}" for name in keys} | {name: f"new_{name}" for name in others})
     conn.execute(stmt, renamed.to_dicts())
     return new.height + old.height
-

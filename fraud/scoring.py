@@ -17,7 +17,6 @@ alerts no-ops. Every transaction ends up with exactly one score row and at most 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -69,7 +68,7 @@ def score_batch(
     if run_id is None:
         run_id = store.start_run(RUN_KIND, config)
     else:
-        _reopen(store, run_id, config)
+        store.reopen_run(run_id, RUN_KIND, {key: config[key] for key in _RESUME_KEYS})
     try:
         entity = transactions["entity"]
         starts = np.flatnonzero(entity.ne_missing(entity.shift(1)).to_numpy())
@@ -146,15 +145,3 @@ def _fully_scored(store: Store, run_id: str, transactions: pl.DataFrame, offsets
         maintain_order="left",
     )
     return (joined["n"].fill_null(0) >= joined["size"]).to_numpy()
-
-
-def _reopen(store: Store, run_id: str, config: dict[str, Any]) -> None:
-    """Check that ``run_id`` is a scoring run with the same settings and mark it running again."""
-    run = store.get_run(run_id)
-    if run["kind"] != RUN_KIND:
-        raise ConfigError(f"run {run_id} is a {run['kind']!r} run, not a {RUN_KIND!r} run; it cannot be resumed here")
-    stored = run["config"] or {}
-    for key in _RESUME_KEYS:
-        if None not in (config[key], stored.get(key)) and stored.get(key) != config[key]:
-            raise ConfigError(f"run {run_id} was started with {key}={stored.get(key)!r}; resume it with the same {key}")
-    store.update("runs", {"status": "running", "finished_at": None, "error": None}, where={"run_id": run_id})

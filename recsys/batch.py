@@ -66,7 +66,7 @@ def recommend_batch(
     if run_id is None:
         run_id = store.start_run(RUN_KIND, {**config, "users": users.len()})
     else:
-        _reopen(store, run_id, config)
+        store.reopen_run(run_id, RUN_KIND, {key: config[key] for key in _RESUME_KEYS})
     try:
         todo = users.filter(~users.cast(pl.String).is_in(users_written(store, run_id).implode()))
         # The run id in the bar is what a resume needs if the job is killed.
@@ -109,18 +109,6 @@ def _unique_users(user_ids: Iterable[Any]) -> pl.Series:
     if users.null_count():
         raise DataError(f"user id {users.is_null().arg_true()[0]} of the list is missing (null)")
     return users.unique(maintain_order=True)
-
-
-def _reopen(store: Store, run_id: str, config: dict[str, Any]) -> None:
-    """Check that ``run_id`` is a batch run with the same settings and mark it running again."""
-    run = store.get_run(run_id)
-    if run["kind"] != RUN_KIND:
-        raise ConfigError(f"run {run_id} is a {run['kind']!r} run, not a {RUN_KIND!r} run; it cannot be resumed here")
-    stored = run["config"] or {}
-    for key in _RESUME_KEYS:
-        if None not in (config[key], stored.get(key)) and stored.get(key) != config[key]:
-            raise ConfigError(f"run {run_id} was started with {key}={stored.get(key)!r}; resume it with the same {key}")
-    store.update("runs", {"status": "running", "finished_at": None, "error": None}, where={"run_id": run_id})
 
 
 def _rows(run_id: str, frame: pl.DataFrame) -> pl.DataFrame:
