@@ -6,8 +6,6 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from embeddings.errors import ConfigError, DataError, NotFoundError
-from embeddings.synthetic import WorldConfig, make_world
-from embeddings.vectors import Embeddings
 from fraud.autoencoder import (
     AutoencoderConfig,
     embed_windows,
@@ -19,43 +17,10 @@ from fraud.autoencoder import (
     training_ends,
     window_errors,
 )
-from fraud.features import TransactionSchema, read_transactions, step_features
+from fraud.features import read_transactions, step_features
+from tests.fraud.conftest import CONFIG, SCHEMA
 
-torch.set_num_threads(1)
-
-SCHEMA = TransactionSchema(label="is_fraud")
-CONFIG = AutoencoderConfig(epochs=4, device="cpu")
 KINDS = ("account_takeover", "card_testing", "merchant_ring")
-
-
-@pytest.fixture(scope="module")
-def world():
-    return make_world(WorldConfig(seed=0).scaled(0.2))
-
-
-@pytest.fixture(scope="module")
-def vectors(world) -> Embeddings:
-    """One-hot home region per merchant (as in test_features)."""
-    m = world.merchants
-    return Embeddings(
-        m["merchant_id"].to_list(), np.eye(world.config.n_regions, dtype=np.float32)[m["region"].to_numpy()]
-    )
-
-
-@pytest.fixture(scope="module")
-def source(world):
-    """Transactions in time order, so a prefix of rows is the past and row numbers agree."""
-    return world.transactions.sort("ts", maintain_order=True)
-
-
-@pytest.fixture(scope="module")
-def features(source, vectors):
-    return step_features(read_transactions(source, SCHEMA), vectors)
-
-
-@pytest.fixture(scope="module")
-def model(features):
-    return train_autoencoder(features, CONFIG)
 
 
 @pytest.fixture(scope="module")

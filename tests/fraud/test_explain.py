@@ -5,45 +5,14 @@ from math import comb
 
 import numpy as np
 import pytest
-import torch
 
 from embeddings.errors import ConfigError, DataError
-from embeddings.synthetic import WorldConfig, make_world
-from embeddings.vectors import Embeddings
-from fraud.autoencoder import AutoencoderConfig, embed_windows, train_autoencoder, window_errors
+from fraud.autoencoder import embed_windows, window_errors
 from fraud.explain import FraudNeighbours, embed_rows, explain, feature_errors
-from fraud.features import TransactionSchema, read_transactions, step_features
+from tests.fraud.conftest import CONFIG
 
-torch.set_num_threads(1)
-
-SCHEMA = TransactionSchema(label="is_fraud")
-CONFIG = AutoencoderConfig(epochs=4, bottleneck=4, device="cpu")
 KINDS = ("account_takeover", "card_testing", "merchant_ring")
 AMOUNT = ("log_amount", "amount_ratio")
-
-
-@pytest.fixture(scope="module")
-def world():
-    return make_world(WorldConfig(seed=0).scaled(0.2))
-
-
-@pytest.fixture(scope="module")
-def source(world):
-    return world.transactions.sort("ts", maintain_order=True)
-
-
-@pytest.fixture(scope="module")
-def features(world, source):
-    m = world.merchants
-    vectors = Embeddings(
-        m["merchant_id"].to_list(), np.eye(world.config.n_regions, dtype=np.float32)[m["region"].to_numpy()]
-    )
-    return step_features(read_transactions(source, SCHEMA), vectors)
-
-
-@pytest.fixture(scope="module")
-def model(features):
-    return train_autoencoder(features, CONFIG)
 
 
 @pytest.fixture(scope="module")

@@ -5,46 +5,13 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-import torch
 from sklearn.metrics import average_precision_score
 
 from embeddings.errors import ConfigError, DataError, NotFoundError
 from embeddings.store import Store
-from embeddings.synthetic import WorldConfig, make_world
-from embeddings.vectors import Embeddings
-from fraud.autoencoder import AutoencoderConfig, score_steps, train_autoencoder
-from fraud.features import TransactionSchema, read_transactions, step_features
+from fraud.autoencoder import score_steps
 from fraud.labels import read_labels, record_label
 from fraud.semi import SemiConfig, load_semi, step_labels, train_semi
-
-torch.set_num_threads(1)
-
-SCHEMA = TransactionSchema(label="is_fraud")
-CONFIG = AutoencoderConfig(epochs=4, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def world():
-    return make_world(WorldConfig(seed=0).scaled(0.2))
-
-
-@pytest.fixture(scope="module")
-def source(world):
-    return world.transactions.sort("ts", maintain_order=True)
-
-
-@pytest.fixture(scope="module")
-def features(world, source):
-    m = world.merchants
-    vectors = Embeddings(
-        m["merchant_id"].to_list(), np.eye(world.config.n_regions, dtype=np.float32)[m["region"].to_numpy()]
-    )
-    return step_features(read_transactions(source, SCHEMA), vectors)
-
-
-@pytest.fixture(scope="module")
-def model(features):
-    return train_autoencoder(features, CONFIG)
 
 
 @pytest.fixture(scope="module")
