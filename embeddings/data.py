@@ -13,6 +13,8 @@ rows: building takes about 20 bytes of working memory per event beyond the frame
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
@@ -162,6 +164,35 @@ def check_timestamps(name: str, column: str, s: pl.Series) -> pl.Series:
     return parsed
 
 
+Check = Callable[[str, str, pl.Series], pl.Series]
+
+
+def read_checked(
+    source: Source,
+    columns: dict[str, str],
+    checks: dict[str, Check],
+    *,
+    table: str | None = None,
+    query: str | None = None,
+) -> tuple[str, pl.DataFrame]:
+    """Read ``source`` and return ``(its name, frame)`` of the canonical ``columns``, each checked.
+
+    ``columns`` maps canonical names to the caller's column names; ``checks[canonical](source
+    name, column, values)`` validates and converts one column (raising :class:`DataError`
+    naming the source, column and row). An empty source or a missing column is a DataError.
+    """
+    name = describe_source(source, table=table, query=query)
+    raw = read_table(source, table=table, query=query)
+    if raw.height == 0:
+        raise DataError(f"{name}: no rows")
+    missing = [c for c in columns.values() if c not in raw.columns]
+    if missing:
+        raise DataError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(raw.columns)})")
+    return name, pl.DataFrame(
+        [checks[canonical](name, column, raw[column]).rename(canonical) for canonical, column in columns.items()]
+    )
+
+
 def read_events(
     source: Source, schema: EventSchema, *, table: str | None = None, query: str | None = None
 ) -> tuple[pl.DataFrame, ReadReport]:
@@ -173,18 +204,8 @@ def read_events(
     a timestamp) keep their order in the source. A bad value raises :class:`DataError`
     naming the source, the column and the first bad row (0-based, header not counted).
     """
-    name = describe_source(source, table=table, query=query)
-    raw = read_table(source, table=table, query=query)
-    if raw.height == 0:
-        raise DataError(f"{name}: no rows")
-    columns = schema.columns()
-    missing = [c for c in columns.values() if c not in raw.columns]
-    if missing:
-        raise DataError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(raw.columns)})")
     checks = {"entity": check_ids, "item": check_ids, "ts": check_timestamps, "weight": check_weights}
-    events = pl.DataFrame(
-        [checks[canonical](name, column, raw[column]).rename(canonical) for canonical, column in columns.items()]
-    )
+    name, events = read_checked(source, schema.columns(), checks, table=table, query=query)
     events = events.sort(["entity", "ts"] if "ts" in events.columns else "entity", maintain_order=True)
     report = ReadReport(name, events.height, events["entity"].n_unique(), events["item"].n_unique())
     return events, report

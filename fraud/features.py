@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from embeddings.data import bad_row, check_ids, check_nulls, check_timestamps, check_weights
+from embeddings.data import bad_row, check_ids, check_nulls, check_timestamps, check_weights, read_checked
 from embeddings.errors import ConfigError, DataError
-from embeddings.sources import Source, describe_source, read_table
+from embeddings.sources import Source
 from embeddings.vectors import Embeddings, unit_rows
 
 _US_PER_S = 1_000_000.0
@@ -138,16 +138,8 @@ def read_transactions(
     naming the source, the column and the first bad row (0-based, header not counted).
     """
     schema = schema or TransactionSchema()
-    name = describe_source(source, table=table, query=query)
-    raw = read_table(source, table=table, query=query)
-    if raw.height == 0:
-        raise DataError(f"{name}: no rows")
-    columns = schema.columns()
-    missing = [c for c in columns.values() if c not in raw.columns]
-    if missing:
-        raise DataError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(raw.columns)})")
-    checked = [_CHECKS[canonical](name, column, raw[column]).rename(canonical) for canonical, column in columns.items()]
-    frame = pl.DataFrame(checked).with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64))
+    _, frame = read_checked(source, schema.columns(), _CHECKS, table=table, query=query)
+    frame = frame.with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64))
     return frame.sort(["entity", "ts"], maintain_order=True)
 
 
