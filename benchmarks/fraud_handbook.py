@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.fraud_handbook_data import (
     INPUT_FEATURES,
     PATH,
+    TRAIN_START,
     baseline_features,
     card_precision_top_k,
     handbook_split,
@@ -122,16 +123,50 @@ def scoring_rows(features: Features, target: np.ndarray, window: int) -> np.ndar
     return (position >= lo) & (position <= last_target[entity_index])
 
 
-def run_ae(test: pl.DataFrame, split, config: AutoencoderConfig, train_days: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    started = time.perf_counter()
+HANDBOOK_STEP_FEATURES = [f for f in INPUT_FEATURES if f != "TX_AMOUNT"]  # log_amount is a base feature
+AE_VARIANTS = ("base", "handbook", "handbook_log", "handbook_log+terminal")
+AE_VARIANT = "handbook_log"  # chosen on the validation split, see the module doc
+
+
+def with_handbook(features: Features, tx: pl.DataFrame, log: bool) -> Features:
+    """``features`` with the handbook's 14 baseline features (weekend, night, customer spending
+    windows, delayed terminal-risk windows) of the same transaction appended to every step;
+    aligned by transaction id (``frame["row"]`` = ``TRANSACTION_ID``). With ``log``, counts and
+    mean amounts enter as ``log(1 + x)``. Labels enter only through the 7-day-delayed risk."""
+    ids = tx["TRANSACTION_ID"].to_numpy()
+    assert np.all(np.diff(ids) > 0), "baseline_features returns transactions in id order"
+    rows = features.frame["row"].to_numpy()
+    at = np.searchsorted(ids, rows)
+    assert np.array_equal(ids[at], rows), "every step has its transaction's baseline features"
+    extra = tx.select(HANDBOOK_STEP_FEATURES).to_numpy().astype(np.float64)[at]
+    names = list(HANDBOOK_STEP_FEATURES)
+    if log:
+        for j, name in enumerate(names):
+            if "NB_TX" in name or "AVG_AMOUNT" in name:
+                extra[:, j] = np.log1p(extra[:, j])
+                names[j] = f"log1p_{name}"
+    matrix = np.hstack([features.matrix, extra.astype(features.matrix.dtype)])
+    return Features(features.frame, np.ascontiguousarray(matrix), list(features.names) + names, features.offsets)
+
+
+def ae_features(tx: pl.DataFrame, variant: str) -> Features:
     schema = TransactionSchema(
         entity="CUSTOMER_ID", counterparty="TERMINAL_ID", amount="TX_AMOUNT", timestamp="TX_DATETIME", label="TX_FRAUD"
     )
-    transactions = read_transactions(PATH, schema)
-    features = step_features(transactions)
-    out["ae_features_s"] = time.perf_counter() - started
+    features = step_features(read_transactions(PATH, schema))
+    if variant == "base":
+        return features
+    return with_handbook(features, tx, log=variant != "handbook")
 
+
+def ranks(x: np.ndarray) -> np.ndarray:
+    return np.argsort(np.argsort(x, kind="stable"), kind="stable") / max(x.size - 1, 1)
+
+
+def run_ae(
+    features: Features, test: pl.DataFrame, split, config: AutoencoderConfig, train_days: int, variant: str
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     ts = features.frame["ts"]
     train_end = dt.datetime.combine(split.train_end + dt.timedelta(days=1), dt.time())
     train_start = train_end - dt.timedelta(days=train_days)
@@ -144,7 +179,7 @@ def run_ae(test: pl.DataFrame, split, config: AutoencoderConfig, train_days: int
     out["ae_train_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    source_row = features.frame["row"].to_numpy()  # = TRANSACTION_ID (the file is in id order)
+    source_row = features.frame["row"].to_numpy()  # = TRANSACTION_ID
     target = np.zeros(features.n_steps, dtype=bool)
     test_ids = test["TRANSACTION_ID"].to_numpy()
     target[np.isin(source_row, test_ids)] = True
@@ -152,8 +187,36 @@ def run_ae(test: pl.DataFrame, split, config: AutoencoderConfig, train_days: int
     step_scores = score_steps(model, sub)
     by_id = dict(zip(sub.frame["row"].to_numpy().tolist(), step_scores.tolist()))
     scores = np.array([by_id[i] for i in test_ids.tolist()], dtype=np.float64)
+    if variant.endswith("+terminal"):
+        # AE step score combined with the terminal side: mean of the ranks of the AE score and of
+        # the terminal's delayed 7-day fraud rate (no label of the scored period).
+        out["ae_step_only"] = {k: v for k, v in metrics(test, scores).items()}
+        scores = 0.5 * ranks(scores) + 0.5 * ranks(test["TERMINAL_ID_RISK_7DAY_WINDOW"].to_numpy().astype(np.float64))
     out["ae_score_s"] = time.perf_counter() - started
     out.update({f"ae_{k}": v for k, v in metrics(test, scores).items()})
+    return out
+
+
+def validate(tx: pl.DataFrame, config: AutoencoderConfig, train_days: int, seed: int) -> dict[str, Any]:
+    """Every AE variant and IsolationForest on a validation split carved from before the test
+    week: the handbook's protocol moved back two weeks (train 2018-07-11 .. 07-17, delay
+    07-18 .. 07-24, validation = the handbook's training week 07-25 .. 07-31, whose labels are
+    all known by the first test day)."""
+    split = handbook_split(TRAIN_START - dt.timedelta(days=14))
+    train, val = train_test(tx, split)
+    out: dict[str, Any] = {"split": split.describe(), "n_val": val.height, "n_val_fraud": int(val["TX_FRAUD"].sum())}
+    peers = run_peers(train, val, seed)
+    out["iforest"] = {k: peers[f"iforest_{k}"] for k in ("auc", "ap", "cp100")}
+    cache: dict[str, Features] = {}
+    for variant in AE_VARIANTS:
+        key = variant.removesuffix("+terminal")
+        if key not in cache:
+            cache[key] = ae_features(tx, key)
+        r = run_ae(cache[key], val, split, config, train_days, variant)
+        out[variant] = {k: r[f"ae_{k}"] for k in ("auc", "ap", "cp100")}
+        print(f"validation {variant:22} AUC {r['ae_auc']:.4f} AP {r['ae_ap']:.4f} CP@100 {r['ae_cp100']:.4f}", flush=True)
+    i = out["iforest"]
+    print(f"validation {'iforest':22} AUC {i['auc']:.4f} AP {i['ap']:.4f} CP@100 {i['cp100']:.4f}", flush=True)
     return out
 
 
@@ -179,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ae-train-days", type=int, default=7, help="days of genuine history the AE trains on")
     parser.add_argument("--ae-epochs", type=int, default=AutoencoderConfig.epochs)
     parser.add_argument("--skip-ae", action="store_true")
+    parser.add_argument("--ae-variant", choices=AE_VARIANTS, default=AE_VARIANT, help="AE inputs (see module doc)")
+    parser.add_argument("--validate", action="store_true", help="also run every AE variant on the validation split")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     begun = time.perf_counter()
@@ -196,7 +261,13 @@ def main(argv: list[str] | None = None) -> None:
         results["ae_config"] = asdict(config)
         results["ae_train_days"] = args.ae_train_days
         results["ae_counterparty_vectors"] = False
-        results.update(run_ae(test, split, config, args.ae_train_days))
+        results["ae_variant"] = args.ae_variant
+        if args.validate:
+            results["validation"] = validate(tx, config, args.ae_train_days, args.seed)
+        started = time.perf_counter()
+        features = ae_features(tx, args.ae_variant.removesuffix("+terminal"))
+        results["ae_features_s"] = time.perf_counter() - started
+        results.update(run_ae(features, test, split, config, args.ae_train_days, args.ae_variant))
     results["published"] = {"figures": PUBLISHED, "sources": PUBLISHED_SOURCES}
     results["wall_s"] = time.perf_counter() - begun
     report(results)

@@ -1,0 +1,167 @@
+"""``seqemb`` commands for recommendations: ``train-recommender``, ``recommend``, ``serve``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from embeddings.data import EventSchema
+from embeddings.errors import ConfigError, DataError, first_line
+from embeddings.model import EmbeddingModel
+from embeddings.store import Store
+from recsys.batch import recommend_batch
+from recsys.job import RECOMMENDER_KIND, RecommenderJob, run_recommender
+from recsys.recommender import Recommender
+from recsys.train import RecommenderConfig
+from ui.cli import DbOption, app, newest_model
+
+_RECSYS = RecommenderConfig()
+
+
+@app.command("train-recommender")
+def train_recommender_command(
+    source: Annotated[str, typer.Argument(help="CSV / Parquet file, or a SQLAlchemy URL with --table or --query.")],
+    user: Annotated[str, typer.Option(help="Column of the user id.")],
+    item: Annotated[str, typer.Option(help="Column of the item id.")],
+    time_column: Annotated[
+        Optional[str], typer.Option("--time", help="Column of the interaction time (default: file order).")
+    ] = None,
+    table: Annotated[Optional[str], typer.Option(help="Table to read when SOURCE is a URL.")] = None,
+    query: Annotated[Optional[str], typer.Option(help="SQL query to read when SOURCE is a URL.")] = None,
+    item_attributes: Annotated[
+        Optional[Path],
+        typer.Option(help="CSV / Parquet of item attributes: the --item column, then e.g. category, price."),
+    ] = None,
+    item_vectors: Annotated[
+        Optional[Path], typer.Option(help="item2vec model directory whose vectors initialise the item embeddings.")
+    ] = None,
+    dim: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1, help=f"Item and session vector width (default: the item vectors', else {_RECSYS.encoder.dim})."
+        ),
+    ] = None,
+    epochs: Annotated[
+        Optional[int], typer.Option(min=1, help=f"Passes of the GRU encoder stage (default: {_RECSYS.fit.epochs}).")
+    ] = None,
+    tower_epochs: Annotated[
+        Optional[int], typer.Option(min=1, help=f"Passes of the two-tower stage (default: {_RECSYS.tower_fit.epochs}).")
+    ] = None,
+    rerank: Annotated[bool, typer.Option(help="Train the NeuMF re-ranker.")] = True,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    out: Annotated[
+        Optional[Path], typer.Option(help="Model directory (default: $SEQEMB_HOME/models/recommender-<run id>).")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Train the recommender (GRU session encoder, DSSM two-tower retrieval, NeuMF re-ranker) on interactions."""
+    vectors = EmbeddingModel.load(item_vectors).embeddings if item_vectors is not None else None
+    config = dataclasses.replace(_RECSYS, device=device, seed=seed)
+    dim = dim or (vectors.dim if vectors is not None else None)
+    config = dataclasses.replace(
+        config,
+        encoder=dataclasses.replace(config.encoder, dim=dim, hidden=dim) if dim else config.encoder,
+        tower=dataclasses.replace(config.tower, dim=dim) if dim else config.tower,
+        fit=dataclasses.replace(config.fit, epochs=epochs or config.fit.epochs),
+        tower_fit=dataclasses.replace(config.tower_fit, epochs=tower_epochs or config.tower_fit.epochs),
+        neumf=config.neumf if rerank else None,
+    )
+    job = RecommenderJob(
+        schema=EventSchema(entity=user, item=item, timestamp=time_column),
+        attributes=str(item_attributes) if item_attributes is not None else None,
+        item_vectors=str(item_vectors) if item_vectors is not None else None,
+        config=config,
+    )
+    store = Store(db)
+    recommender, run_id, path = run_recommender(source, job, store=store, table=table, query=query, out=out)
+    metrics = store.get_run(run_id)["metrics"]
+    typer.echo(
+        f"trained on {metrics['users']:,} users, {metrics['items']:,} items and "
+        f"{metrics['interactions']:,} interactions in {metrics['train_seconds']:.1f}s"
+    )
+    typer.echo(f"run {run_id} in {store.url}")
+    typer.echo(f"model: {path}")
+
+
+@app.command()
+def recommend(
+    model: Annotated[
+        Optional[Path],
+        typer.Option(help="Recommender model directory (default: the newest `train-recommender` run's model)."),
+    ] = None,
+    user: Annotated[Optional[str], typer.Option(help="Print the top k for this user.")] = None,
+    batch: Annotated[bool, typer.Option("--batch", help="Write the top k of many users to the store.")] = False,
+    users: Annotated[
+        Optional[Path], typer.Option(help="With --batch: text file of user ids, one a line (default: every user).")
+    ] = None,
+    resume: Annotated[
+        Optional[str], typer.Option(help="With --batch: finish this run, skipping users it has written already.")
+    ] = None,
+    k: Annotated[
+        Optional[int],
+        typer.Option("--k", "-k", min=1, max=1000, help="Items per user (default: 10, or the resumed run's)."),
+    ] = None,
+    exclude_seen: Annotated[bool, typer.Option(help="Leave out items the user already has.")] = True,
+    db: DbOption = None,
+) -> None:
+    """Recommend items: for one user (--user), or for every user into the store (--batch, resumable)."""
+    if batch == (user is not None):
+        raise ConfigError("give either --user ID (print one user's top k) or --batch (write every user's to the store)")
+    if not batch and (users is not None or resume is not None):
+        raise ConfigError("--users and --resume go with --batch")
+    chosen = _read_ids(users) if users is not None else None
+    store = Store(db)
+    resumed = (store.get_run(resume)["config"] or {}) if resume is not None else {}
+    path = newest_model(store, model or resumed.get("model_path"), RECOMMENDER_KIND, "seqemb train-recommender")
+    recommender = Recommender.load(path)
+    k = k or resumed.get("k") or 10
+    if not batch:
+        found = recommender.recommend(user, k=k, exclude_seen=exclude_seen)
+        if found.fallback:
+            typer.echo(f"user {user!r} is unknown to the model: {found.fallback} fallback", err=True)
+        for rank, (neighbour, score) in enumerate(zip(found.items, found.scores), start=1):
+            typer.echo(f"{rank:>4}  {neighbour}  {score:.4f}")
+        return
+    run_id = recommend_batch(
+        store, recommender, chosen, k=k, exclude_seen=exclude_seen, run_id=resume, model_path=path.resolve()
+    )
+    m = store.get_run(run_id)["metrics"]
+    typer.echo(f"wrote the top {k} of {m['users_this_pass']:,} users ({m['users']:,} in the run, {m['rows']:,} rows)")
+    typer.echo(f"run {run_id} in {store.url}")
+
+
+@app.command()
+def serve(
+    model: Annotated[
+        Optional[Path],
+        typer.Option(help="Recommender model directory (default: the newest `train-recommender` run's model)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    db: DbOption = None,
+) -> None:
+    """Serve a recommender over HTTP (FastAPI): /recommend, /recommend/session, /similar, /health, /docs."""
+    import uvicorn
+
+    from ui.service import create_app
+
+    path = newest_model(Store(db) if model is None else None, model, RECOMMENDER_KIND, "seqemb train-recommender")
+    service = create_app(path)
+    typer.echo(f"serving {path} at http://{host}:{port} (API docs at /docs)")
+    uvicorn.run(service, host=host, port=port)
+
+
+def _read_ids(path: Path) -> list[str]:
+    """The ids in a text file, one a line (blank lines skipped)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the id list ({first_line(exc)})") from None
+    ids = [line.strip() for line in text.splitlines() if line.strip()]
+    if not ids:
+        raise DataError(f"{path}: no ids in the file (one id a line)")
+    return ids
