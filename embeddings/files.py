@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from embeddings.errors import DataError
+from embeddings.errors import DataError, NotFoundError
 
 
 @contextmanager
@@ -63,3 +63,15 @@ def read_json(path: Path, expected: type) -> Any:
     if not isinstance(data, expected):
         raise DataError(f"{path}: expected a JSON {expected.__name__}, got {type(data).__name__}")
     return data
+
+
+def read_manifest(directory: str | os.PathLike, filename: str, fmt: str, what: str) -> dict[str, Any]:
+    """The JSON manifest ``directory/filename`` of a saved ``what`` (e.g. "a recommender"),
+    checked to be a dict whose ``format`` is ``fmt``; a missing file is :class:`NotFoundError`."""
+    path = Path(directory) / filename
+    if not path.is_file():
+        raise NotFoundError(f"{directory}: not {what} directory (no {filename})")
+    meta = read_json(path, dict)
+    if meta.get("format") != fmt:
+        raise DataError(f"{path}: format is {meta.get('format')!r}, expected {fmt!r}")
+    return meta

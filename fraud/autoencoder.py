@@ -37,8 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from embeddings.errors import ConfigError, DataError, NotFoundError
-from embeddings.files import atomic_directory, read_json
+from embeddings.errors import ConfigError, DataError
+from embeddings.files import atomic_directory, read_manifest
 from embeddings.settings import resolve_device
 from fraud.features import Features
 
@@ -321,11 +321,7 @@ def load_autoencoder(directory: str | os.PathLike, device: str | None = None) ->
     ``device`` overrides the saved config's device (``"auto"`` by default).
     """
     directory = Path(directory)
-    if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
-        raise NotFoundError(f"{directory}: not an autoencoder directory (no {CONFIG_FILE} and {WEIGHTS_FILE})")
-    meta = read_json(directory / CONFIG_FILE, dict)
-    if meta.get("format") != FORMAT:
-        raise DataError(f"{directory / CONFIG_FILE}: unknown format {meta.get('format')!r}; expected {FORMAT}")
+    meta = read_manifest(directory, CONFIG_FILE, FORMAT, "an autoencoder")
     known = {f.name for f in fields(AutoencoderConfig)}
     values = {k: v for k, v in meta.get("config", {}).items() if k in known}
     if device is not None:

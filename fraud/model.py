@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from embeddings.errors import ConfigError, DataError, NotFoundError
-from embeddings.files import atomic_directory, read_json
+from embeddings.errors import ConfigError, DataError
+from embeddings.files import atomic_directory, read_json, read_manifest
 from embeddings.settings import models_dir
 from embeddings.sources import Source, describe_source, read_table
 from embeddings.store import Store
@@ -186,11 +186,7 @@ class FraudModel:
     def load(cls, directory: str | os.PathLike, device: str | None = None) -> FraudModel:
         """Load a directory written by :meth:`save`."""
         directory = Path(directory)
-        if not (directory / MODEL_FILE).is_file():
-            raise NotFoundError(f"{directory}: not a fraud model directory (no {MODEL_FILE})")
-        meta = read_json(directory / MODEL_FILE, dict)
-        if meta.get("format") != FORMAT:
-            raise DataError(f"{directory / MODEL_FILE}: unknown format {meta.get('format')!r}; expected {FORMAT}")
+        meta = read_manifest(directory, MODEL_FILE, FORMAT, "a fraud model")
         schema_fields = {f.name for f in fields(TransactionSchema)}
         schema = TransactionSchema(**{k: v for k, v in meta.get("schema", {}).items() if k in schema_fields})
         autoencoder = load_autoencoder(directory / AUTOENCODER_DIR, device=device)

@@ -34,8 +34,8 @@ import numpy as np
 import polars as pl
 from sklearn.linear_model import LogisticRegression
 
-from embeddings.errors import ConfigError, DataError, NotFoundError
-from embeddings.files import atomic_directory, read_json
+from embeddings.errors import ConfigError, DataError
+from embeddings.files import atomic_directory, read_manifest
 from fraud.autoencoder import SequenceAutoencoder, embed_windows, window_errors
 from fraud.features import Features
 
@@ -133,11 +133,7 @@ class SemiModel:
 def load_semi(directory: str | os.PathLike) -> SemiModel:
     """Load a model written by :meth:`SemiModel.save` (plain JSON; nothing is unpickled)."""
     directory = Path(directory)
-    if not (directory / CONFIG_FILE).is_file():
-        raise NotFoundError(f"{directory}: not a semi-supervised model directory (no {CONFIG_FILE})")
-    meta = read_json(directory / CONFIG_FILE, dict)
-    if meta.get("format") != FORMAT:
-        raise DataError(f"{directory / CONFIG_FILE}: unknown format {meta.get('format')!r}; expected {FORMAT}")
+    meta = read_manifest(directory, CONFIG_FILE, FORMAT, "a semi-supervised model")
     try:
         known = {f.name for f in fields(SemiConfig)}
         config = SemiConfig(**{k: v for k, v in meta["config"].items() if k in known})

@@ -24,8 +24,8 @@ import numpy as np
 import polars as pl
 import torch
 
-from embeddings.errors import ConfigError, DataError, NotFoundError
-from embeddings.files import atomic_directory, read_json
+from embeddings.errors import ConfigError, NotFoundError
+from embeddings.files import atomic_directory, read_manifest
 from embeddings.index import VectorIndex
 from embeddings.sequences import Sequences
 from embeddings.vocab import Vocabulary
@@ -227,7 +227,9 @@ class Recommender:
             if self.neumf is not None:
                 torch.save(self.neumf.state_dict(), tmp / "neumf.pt")
             self.index.save(tmp / "index")
-            pl.DataFrame({"key": self.catalogue, "popularity": self.popularity}).write_parquet(tmp / "catalogue.parquet")
+            pl.DataFrame({"key": self.catalogue, "popularity": self.popularity}).write_parquet(
+                tmp / "catalogue.parquet"
+            )
             pl.DataFrame({"user": self.users}).write_parquet(tmp / "users.parquet")
             np.savez(tmp / "histories.npz", offsets=self.histories.offsets, tokens=self.histories.tokens)
             if self.attributes is not None:
@@ -252,15 +254,12 @@ class Recommender:
     def load(cls, directory: str | os.PathLike, device: str = "cpu") -> Recommender:
         """Load a directory written by :meth:`save`."""
         directory = Path(directory)
-        meta_path = directory / "recommender.json"
-        if not meta_path.is_file():
-            raise NotFoundError(f"{directory}: not a recommender directory (no recommender.json)")
-        meta = read_json(meta_path, dict)
-        if meta.get("format") != FORMAT:
-            raise DataError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
+        meta = read_manifest(directory, "recommender.json", FORMAT, "a recommender")
         catalogue = pl.read_parquet(directory / "catalogue.parquet")
         encoder = GRUSessionEncoder(meta["n_tokens"], EncoderConfig(**meta["encoder"]))
-        model = TwoTower(encoder, TowerConfig(**meta["tower"]), meta["cardinalities"], meta["n_numeric"], catalogue.height)
+        model = TwoTower(
+            encoder, TowerConfig(**meta["tower"]), meta["cardinalities"], meta["n_numeric"], catalogue.height
+        )
         model.load_state_dict(_weights(directory / "two_tower.pt", device))
         neumf = None
         if meta.get("neumf") is not None:
