@@ -20,6 +20,14 @@ from recsys.neumf import NeuMF, rerank
 Scorer = Callable[[Sequences, np.ndarray], torch.Tensor]
 
 
+def _sessions(model: torch.nn.Module, histories: Sequences, max_history: int) -> torch.Tensor:
+    """``model.encode`` of the last ``max_history`` items of each history: ``[B, dim]`` on the model's device."""
+    tokens, lengths = pad_rows(histories, np.arange(len(histories)), max_history)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return model.encode(tokens.to(device), lengths.to(device))
+
+
 def session_scorer(model: torch.nn.Module, max_history: int = 50) -> Scorer:
     """Scores ``u . v_i / tau`` for every item ``i`` from ``model.encode`` of the last ``max_history`` items."""
     model.eval()
@@ -27,28 +35,23 @@ def session_scorer(model: torch.nn.Module, max_history: int = 50) -> Scorer:
         items = model.item_vectors().detach()
 
     def score(histories: Sequences, users: np.ndarray) -> torch.Tensor:
-        device = items.device
-        tokens, lengths = pad_rows(histories, np.arange(len(histories)), max_history)
-        with torch.no_grad():
-            sessions = model.encode(tokens.to(device), lengths.to(device))
-            return (sessions @ items.T / model.config.temperature).cpu()
+        return (_sessions(model, histories, max_history) @ items.T / model.config.temperature).cpu()
 
     return score
 
 
 def reranking_scorer(towers: torch.nn.Module, neumf: NeuMF, n_candidates: int = 100, max_history: int = 50) -> Scorer:
     """Two-tower retrieval of ``n_candidates`` items, re-scored by ``neumf``; the rest ranked after them."""
-    retrieve = session_scorer(towers, max_history)
+    towers.eval()
+    with torch.no_grad():
+        items = towers.item_vectors().detach()
 
     def score(histories: Sequences, users: np.ndarray) -> torch.Tensor:
-        base = retrieve(histories, users)
+        sessions = _sessions(towers, histories, max_history)
+        base = (sessions @ items.T / towers.config.temperature).cpu()
         base[:, 0] = float("-inf")
         top = torch.topk(base, n_candidates, dim=1)
-        tokens, lengths = pad_rows(histories, np.arange(len(histories)), max_history)
-        device = next(towers.parameters()).device
-        with torch.no_grad():
-            sessions = towers.encode(tokens.to(device), lengths.to(device)).cpu()
-        reranked = rerank(neumf, sessions, top.indices, top.values)
+        reranked = rerank(neumf, sessions.cpu(), top.indices, top.values)
         # Everything outside the candidate list stays in retrieval order, below every candidate.
         floor = reranked.min(dim=1, keepdim=True).values
         out = base - base.max(dim=1, keepdim=True).values + floor - 1.0
