@@ -34,6 +34,7 @@ import polars as pl
 
 from embeddings.errors import ConfigError, DataError
 from embeddings.files import atomic_directory, read_json, read_manifest
+from embeddings.model import EmbeddingModel
 from embeddings.settings import models_dir
 from embeddings.sources import Source, describe_source, read_table
 from embeddings.store import Store
@@ -283,8 +284,6 @@ def run_train_fraud(
     record a run of kind ``fraud_model``; return ``(model, run id, model path)``."""
     vectors = None
     if job.counterparty_vectors is not None:
-        from embeddings.model import EmbeddingModel
-
         vectors = EmbeddingModel.load(job.counterparty_vectors).embeddings
     with store.run(FRAUD_MODEL_KIND, asdict(job)) as run:
         model = train_fraud_model(source, job.schema, job.config, vectors, table=table, query=query)
