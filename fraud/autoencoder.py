@@ -40,7 +40,7 @@ from torch import nn
 from embeddings.errors import ConfigError, DataError
 from embeddings.files import atomic_directory, read_manifest
 from embeddings.settings import resolve_device
-from fraud.features import Features
+from fraud.features import Features, column_weights
 
 CONFIG_FILE = "autoencoder.json"
 WEIGHTS_FILE = "weights.pt"
@@ -64,7 +64,9 @@ class AutoencoderConfig:
     epochs: int = 8
     lr: float = 3e-3
     batch_size: int = 256  # windows per training batch
-    score_batch_size: int = 8192  # windows per scoring batch
+    # Windows per scoring batch. On CPU a batch whose GRU states stay in cache is cheapest: at one
+    # thread 2048 took about 30 % less CPU time than 8192 (Fraud Handbook data, 200k windows).
+    score_batch_size: int = 2048
     clip: float = 5.0  # max gradient norm
     seed: int = 0
     device: str = "auto"
@@ -87,7 +89,9 @@ class SequenceAutoencoder(nn.Module):
     """GRU encoder -> linear bottleneck -> GRU decoder over standardised, masked windows.
 
     ``mean`` and ``std`` (buffers, saved with the weights) standardise feature rows;
-    ``feature_names`` records which features the model was trained on.
+    ``feature_names`` records which features the model was trained on, and ``weights`` (from
+    the names, :func:`~fraud.features.column_weights`) how much each column counts in a step's
+    error: ``e_i = sum_f w_f (y_if - x_if)^2`` with ``sum_f w_f = 1``, every feature once.
     """
 
     def __init__(self, feature_names: list[str], config: AutoencoderConfig | None = None) -> None:
@@ -101,6 +105,7 @@ class SequenceAutoencoder(nn.Module):
         between = config.dropout if config.layers > 1 else 0.0
         self.register_buffer("mean", torch.zeros(n))
         self.register_buffer("std", torch.ones(n))
+        self.register_buffer("weights", torch.from_numpy(column_weights(self.feature_names)), persistent=False)
         self.encoder = nn.GRU(
             n + 1, config.hidden, config.layers, batch_first=True, bidirectional=config.bidirectional, dropout=between
         )
@@ -126,17 +131,26 @@ class SequenceAutoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor, length: int) -> torch.Tensor:
         """Reconstructed standardised windows ``[B, length, F]`` from bottleneck vectors ``z``."""
+        out, _ = self._run_decoder(z, length)
+        return self.output(out)
+
+    def _run_decoder(self, z: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder GRU's outputs ``[B, length, hidden]`` and final states ``[layers, B, hidden]``."""
         c = self.config
         h0 = torch.tanh(self.to_hidden(z)).view(z.shape[0], c.layers, c.hidden).transpose(0, 1).contiguous()
-        out, _ = self.decoder(z.unsqueeze(1).expand(-1, length, -1), h0)
-        return self.output(out)
+        return self.decoder(z.unsqueeze(1).expand(-1, length, -1), h0)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x, mask), x.shape[1])
 
     def step_errors(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-step errors ``e_i = mean_f (y_if - x_if)^2``, ``[B, L]`` (0 on padding)."""
-        return ((self(x, mask) - x) ** 2).mean(dim=-1) * mask
+        """Per-step errors ``e_i = sum_f w_f (y_if - x_if)^2``, ``[B, L]`` (0 on padding)."""
+        return ((self(x, mask) - x) ** 2) @ self.weights * mask
+
+    def last_step_errors(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``step_errors(x, mask)[:, -1]``, ``[B]``, projecting only the decoder's last output."""
+        _, h = self._run_decoder(self.encode(x, mask), x.shape[1])
+        return ((self.output(h[-1]) - x[:, -1]) ** 2) @ self.weights * mask[:, -1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,6 +248,10 @@ def train_autoencoder(
             for start in range(0, ends.size, config.batch_size):
                 x, mask = _windows(standardised, first, ends[order[start : start + config.batch_size]], config.window)
                 noisy = x + config.denoise * torch.randn(x.shape, device=device) if config.denoise > 0 else x
+                # Trained on every column equally: the decoder must learn the counterparty vector
+                # itself to tell a habitual counterparty from a new one; the *score* weighs each
+                # feature once (measured on the demo world: training with the score's weights
+                # left the vector columns noisy and lowered takeover and ring ROC-AUC by ~0.05).
                 errors = ((model(noisy, mask) - x) ** 2).mean(dim=-1) * mask
                 loss = errors.sum() / mask.sum()
                 optimiser.zero_grad(set_to_none=True)
@@ -247,7 +265,6 @@ def train_autoencoder(
 # Scoring
 
 
-@torch.no_grad()
 @torch.no_grad()
 def window_batches(model: SequenceAutoencoder, features: Features, rows: np.ndarray | None = None):
     """Yield ``(part, ends, x, mask)``: standardised windows ``x [B, L, F]`` ending at feature rows
@@ -277,10 +294,17 @@ def window_errors(model: SequenceAutoencoder, features: Features) -> np.ndarray:
     return out
 
 
+@torch.no_grad()
 def score_steps(model: SequenceAutoencoder, features: Features) -> np.ndarray:
     """Anomaly score of every step, float32 ``[n_steps]``: the reconstruction error of the step
-    as the last step of the window ending at it (causal: uses that step and earlier ones only)."""
-    return window_errors(model, features)[:, -1]
+    as the last step of the window ending at it (causal: uses that step and earlier ones only).
+
+    Equals ``window_errors(model, features)[:, -1]``; only the last decoder output is projected.
+    """
+    out = np.empty(features.n_steps, dtype=np.float32)
+    for _, ends, x, mask in window_batches(model, features):
+        out[ends] = model.last_step_errors(x, mask).cpu().numpy()
+    return out
 
 
 def score_windows(model: SequenceAutoencoder, features: Features, reduce: str = "mean") -> np.ndarray:

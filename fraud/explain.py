@@ -26,7 +26,9 @@ import torch
 from embeddings.errors import ConfigError
 from embeddings.index import VectorIndex
 from fraud.autoencoder import SequenceAutoencoder, window_batches
-from fraud.features import Features
+from fraud.features import VECTOR_PREFIX, Features
+
+VECTOR_FEATURE = "counterparty_vector"  # the counterparty vector columns, named as one feature in explanations
 
 
 def _rows(features: Features, rows: object) -> np.ndarray:
@@ -52,8 +54,8 @@ def feature_errors(model: SequenceAutoencoder, features: Features, rows: object)
     """Per-step, per-feature squared errors ``d_{i,f}`` of the windows ending at ``rows``.
 
     float32 ``[len(rows), L, n_features]``; position ``L - 1`` is the row itself, ``L - 1 - k``
-    the step ``k`` before it; NaN on padding (before the entity's first step). The mean over the
-    last axis is :func:`~fraud.autoencoder.window_errors` of those rows.
+    the step ``k`` before it; NaN on padding (before the entity's first step). Weighted by the
+    model's ``weights`` (``d @ model.weights``) they give :func:`~fraud.autoencoder.window_errors` of those rows.
     """
     rows = _rows(features, rows)
     out = np.empty((rows.size, model.config.window, model.n_features), dtype=np.float32)
@@ -98,7 +100,9 @@ class Explanation:
     - ``step_errors`` ``(w,)`` and ``errors`` ``(w, n_features)``: ``e_i`` and ``d_{i,f}`` of
       those steps; ``feature_names``: the columns of ``errors``;
     - ``steps``: the ``top_steps`` steps with the largest ``e_i``, largest first;
-    - ``features``: the alerted step's ``top_features`` features as ``(name, d, share)``.
+    - ``features``: the alerted step's ``top_features`` features as ``(name, d, share)``: the
+      features whose weighted errors ``w_f d_f`` carry the largest shares of ``e`` (the
+      counterparty vector's columns together as :data:`VECTOR_FEATURE`).
     """
 
     row: int
@@ -141,10 +145,21 @@ class Explanation:
         }
 
 
-def _top_features(names: list[str], d: np.ndarray, k: int) -> list[tuple[str, float, float]]:
-    total = float(d.sum())
-    order = np.argsort(-d, kind="stable")[:k]
-    return [(names[j], float(d[j]), float(d[j]) / total if total > 0 else 0.0) for j in order]
+def _top_features(names: list[str], d: np.ndarray, weights: np.ndarray, k: int) -> list[tuple[str, float, float]]:
+    """The ``k`` features carrying most of a step's error ``e = sum_f w_f d_f``: ``(name, d, share)``,
+    share ``= w_f d_f / e``. The counterparty vector's columns count as one feature,
+    :data:`VECTOR_FEATURE`, with ``d`` their mean (as they count once in the error)."""
+    vector = np.array([name.startswith(VECTOR_PREFIX) for name in names], dtype=bool)
+    labels = [name for name, v in zip(names, vector) if not v]
+    squared = d[~vector]
+    carried = weights[~vector] * squared
+    if vector.any():
+        labels.append(VECTOR_FEATURE)
+        squared = np.append(squared, d[vector].mean())
+        carried = np.append(carried, (weights[vector] * d[vector]).sum())
+    total = float(carried.sum())
+    order = np.argsort(-carried, kind="stable")[:k]
+    return [(labels[j], float(squared[j]), float(carried[j]) / total if total > 0 else 0.0) for j in order]
 
 
 def explain(
@@ -163,7 +178,8 @@ def explain(
     lags = (length - 1 - np.flatnonzero(real)).astype(np.int64)
     window_rows = row - lags
     source = features.frame["row"].to_numpy()[window_rows]
-    step_errors = d.mean(axis=1)
+    weights = model.weights.cpu().numpy().astype(np.float64)
+    step_errors = d @ weights
     total = float(step_errors.sum())
     names = list(features.names)
     steps = []
@@ -175,7 +191,7 @@ def explain(
                 lag=int(lags[i]),
                 error=float(step_errors[i]),
                 share=float(step_errors[i]) / total if total > 0 else 0.0,
-                features=_top_features(names, d[i], top_features),
+                features=_top_features(names, d[i], weights, top_features),
             )
         )
     return Explanation(
@@ -188,7 +204,7 @@ def explain(
         errors=d,
         feature_names=names,
         steps=steps,
-        features=_top_features(names, d[-1], top_features),
+        features=_top_features(names, d[-1], weights, top_features),
     )
 
 

@@ -47,6 +47,7 @@ COUNTERPARTY_FEATURES = (
     "unknown_counterparty",  # 1 where the counterparty has no vector (its vector columns are then 0)
     "counterparty_cosine",  # cosine(u(v_t), mean of u(v_s) over the entity's earlier steps s < t); 0 if undefined
 )
+VECTOR_PREFIX = "cp_"  # columns cp_0 .. cp_{d-1}: the counterparty's unit vector
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,10 @@ class Features:
         """The entity of each sequence, ``(n_entities,)``."""
         return self.frame["entity"].gather(self.offsets[:-1])
 
+    def steps_before(self) -> np.ndarray:
+        """For each step, how many earlier steps its entity has, int64 ``(n_steps,)`` (0 for a first step)."""
+        return np.arange(self.n_steps, dtype=np.int64) - np.repeat(self.offsets[:-1], np.diff(self.offsets))
+
     def sequence(self, e: int) -> np.ndarray:
         """Entity ``e``'s feature rows, float32 ``(length, n_features)``, a view of ``matrix``."""
         return self.matrix[self.offsets[e] : self.offsets[e + 1]]
@@ -198,7 +203,7 @@ def step_features(transactions: pl.DataFrame, counterparty_vectors: Embeddings |
     - ``counterparty_cosine = cos(u(v_t), sum_{s<t} u(v_s))`` — cosine to the mean of the
       entity's earlier counterparties; 0 when ``t = 0``, when ``v_t`` is unknown or when the
       earlier sum is zero;
-    - ``cp_0 .. cp_{d-1}``: ``u(v_t)``.
+    - ``cp_0 .. cp_{d-1}``: ``u(v_t)`` (one feature in the error: see :func:`column_weights`).
 
     Returns :class:`Features` (matrix float32 ``(n_steps, 8)``, or ``(n_steps, 10 + d)`` with
     vectors). Memory: a few float64 columns per step, plus about ``4 d`` 8-byte values per step with vectors.
@@ -272,4 +277,16 @@ def _counterparty_features(
     norm = np.linalg.norm(current, axis=1).astype(np.float64) * np.linalg.norm(earlier, axis=1)
     cosine = np.divide(dot, norm, out=np.zeros_like(dot), where=norm > 0)
     block = np.column_stack([(~known).astype(np.float32), cosine.astype(np.float32), current])
-    return block, list(COUNTERPARTY_FEATURES) + [f"cp_{j}" for j in range(vectors.dim)]
+    return block, list(COUNTERPARTY_FEATURES) + [f"{VECTOR_PREFIX}{j}" for j in range(vectors.dim)]
+
+
+def column_weights(names: list[str]) -> np.ndarray:
+    """Weight of each feature column in a step's reconstruction error, float32 ``(len(names),)``, summing to 1.
+
+    Every feature counts once: a scalar feature's column weighs 1, and the ``d`` columns
+    ``cp_0 .. cp_{d-1}`` of the counterparty vector share one weight (``1 / d`` each), so a
+    32-dimensional vector does not drown the amount, time and habit features.
+    """
+    vector = np.array([name.startswith(VECTOR_PREFIX) for name in names])
+    weights = np.where(vector, 1.0 / max(int(vector.sum()), 1), 1.0)
+    return (weights / weights.sum()).astype(np.float32)

@@ -8,12 +8,18 @@ genuine windows of the first 80 % of the time span, and fits the
 features and scores are causal, training on the time prefix is the same as training on the
 transactions that existed at the cut-off.
 
+Steps whose window is not yet full (an entity's first ``L - 1`` transactions) are read
+against their own kind: a card's first transaction has no habits to break, reconstructs
+worse than a step with history, and would otherwise flood the alerts of a new portfolio. A
+second, *cold* calibration is fitted on all genuine cold steps (the validation slice alone
+holds too few of them: by then most entities have a history) and calibrates those steps.
+
 :meth:`FraudModel.score` gives every transaction a raw score (the reconstruction error of the
 step as the last step of its window) and a calibrated one in ``[0, 1]`` (the share of genuine
 validation steps that scored lower).
 
 A saved model is a directory: ``fraud_model.json`` (schema, transaction id column, config,
-validation cut-off), ``calibration.json``, ``autoencoder/`` (config JSON + weights loaded with
+validation cut-off), ``calibration.json``, ``cold_calibration.json`` (when fitted), ``autoencoder/`` (config JSON + weights loaded with
 ``weights_only=True``) and, when the features used counterparty vectors, ``counterparty/``.
 :func:`run_train_fraud` is the job behind ``seqemb train-fraud``: it records a run of kind
 ``fraud_model`` and saves the model directory.
@@ -53,6 +59,8 @@ from fraud.features import TransactionSchema, read_transactions, step_features
 FRAUD_MODEL_KIND = "fraud_model"
 MODEL_FILE = "fraud_model.json"
 CALIBRATION_FILE = "calibration.json"
+COLD_CALIBRATION_FILE = "cold_calibration.json"
+MIN_COLD_STEPS = 100  # fewer genuine cold steps than this: calibrate them with the main calibration
 AUTOENCODER_DIR = "autoencoder"
 COUNTERPARTY_DIR = "counterparty"
 FORMAT = 1
@@ -126,6 +134,17 @@ class FraudModel:
     calibration: Calibration
     counterparty: Embeddings | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    cold_calibration: Calibration | None = None
+
+    def calibrate(self, raw: np.ndarray, steps_before: np.ndarray) -> np.ndarray:
+        """Calibrated scores in ``[0, 1]`` of raw step scores ``[n]`` whose entities had ``steps_before``
+        ``[n]`` earlier steps: the cold calibration for steps whose window is not full, when fitted."""
+        calibrated = self.calibration.calibrate(raw)
+        if self.cold_calibration is not None:
+            cold = np.asarray(steps_before) < self.config.autoencoder.window - 1
+            if cold.any():
+                calibrated[cold] = self.cold_calibration.calibrate(np.asarray(raw)[cold])
+        return calibrated
 
     @property
     def scoring_schema(self) -> TransactionSchema:
@@ -148,7 +167,7 @@ class FraudModel:
         features = step_features(transactions, self.counterparty)
         raw = score_steps(self.autoencoder, features).astype(np.float64)
         out = features.frame.select("row", "entity", "ts").with_columns(
-            raw_score=pl.Series(raw), score=pl.Series(self.calibration.calibrate(raw))
+            raw_score=pl.Series(raw), score=pl.Series(self.calibrate(raw, features.steps_before()))
         )
         if "txn_id" in transactions.columns:
             ids = transactions.select("row", "txn_id")
@@ -178,6 +197,8 @@ class FraudModel:
             }
             (tmp / MODEL_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
             (tmp / CALIBRATION_FILE).write_text(json.dumps(self.calibration.to_dict()), encoding="utf-8")
+            if self.cold_calibration is not None:
+                (tmp / COLD_CALIBRATION_FILE).write_text(json.dumps(self.cold_calibration.to_dict()), encoding="utf-8")
             save_autoencoder(self.autoencoder, tmp / AUTOENCODER_DIR)
             if self.counterparty is not None:
                 self.counterparty.save(tmp / COUNTERPARTY_DIR)
@@ -201,7 +222,11 @@ class FraudModel:
         counterparty = (
             Embeddings.load(directory / COUNTERPARTY_DIR) if (directory / COUNTERPARTY_DIR).exists() else None
         )
-        return cls(schema, config, autoencoder, calibration, counterparty, dict(meta.get("metrics", {})))
+        cold = directory / COLD_CALIBRATION_FILE
+        cold_calibration = Calibration.from_dict(read_json(cold, dict)) if cold.exists() else None
+        return cls(
+            schema, config, autoencoder, calibration, counterparty, dict(meta.get("metrics", {})), cold_calibration
+        )
 
 
 def train_fraud_model(
@@ -237,17 +262,22 @@ def train_fraud_model(
     # Causal features: the validation steps' scores use their whole history, as at scoring time.
     features = step_features(frame, counterparty_vectors)
     raw = score_steps(autoencoder, features).astype(np.float64)
-    validation = (features.frame["ts"] >= cutoff).to_numpy()
+    genuine = np.ones(features.n_steps, dtype=bool)
     if "label" in features.frame.columns:
-        validation &= features.frame["label"].to_numpy() == 0
+        genuine = features.frame["label"].to_numpy() == 0
+    cold = features.steps_before() < config.autoencoder.window - 1
+    validation = (features.frame["ts"] >= cutoff).to_numpy() & genuine & ~cold
     if not validation.any():
-        raise DataError("no genuine transactions in the validation slice to calibrate on")
+        raise DataError("no genuine transactions with a full window in the validation slice to calibrate on")
     calibration = Calibration.fit(raw[validation])
+    cold_genuine = cold & genuine
+    cold_calibration = Calibration.fit(raw[cold_genuine]) if cold_genuine.sum() >= MIN_COLD_STEPS else None
     metrics: dict[str, Any] = {
         "transactions": frame.height,
         "entities": features.n_entities,
         "train_transactions": train.height,
         "validation_genuine": int(validation.sum()),
+        "cold_genuine": int(cold_genuine.sum()),
         "validation_cutoff": str(cutoff),
         "train_seconds": round(seconds, 3),
     }
@@ -258,7 +288,7 @@ def train_fraud_model(
             from sklearn.metrics import roc_auc_score
 
             metrics["validation_auc"] = round(float(roc_auc_score(labels[held], raw[held])), 4)
-    return FraudModel(schema, config, autoencoder, calibration, counterparty_vectors, metrics)
+    return FraudModel(schema, config, autoencoder, calibration, counterparty_vectors, metrics, cold_calibration)
 
 
 @dataclass

@@ -62,14 +62,16 @@ def demo(
     store = Store(db)
     typer.echo(f"store: {store.url}")
     result = run_demo(store, seed=seed, scale=scale, say=typer.echo)
-    runs = (result.items_run, result.merchants_run, result.graph_run, result.recommender_run)
-    for label, run_id in zip(("models:", "", "", ""), runs):
+    runs = (result.items_run, result.merchants_run, result.graph_run, result.recommender_run, result.fraud_run)
+    for label, run_id in zip(("models:", "", "", "", ""), runs):
         typer.echo(f"{label:<8}{_artifact(store, run_id)}")
     typer.echo(f"try:    seqemb similar {result.world.items['item_id'][0]}")
     typer.echo(f"        seqemb similar {result.graph.embeddings.keys[0]}")
     typer.echo(f"        seqemb recommend --user {result.world.users['user_id'][0]}")
     if not no_ui:
-        typer.echo("the dashboard is not part of this version yet; nothing to open")
+        from ui.cli_ui import open_dashboard
+
+        open_dashboard(store)
 
 
 @app.command()
@@ -228,4 +230,4 @@ def main() -> None:
 
 
 # The product commands live in their own modules; importing them registers them on `app`.
-from ui import cli_fraud, cli_recsys  # noqa: E402, F401
+from ui import cli_fraud, cli_recsys, cli_ui  # noqa: E402, F401

@@ -10,12 +10,16 @@ Steps, each recorded as a run in the store:
 4. ``node2vec`` on the card-merchant graph — card and merchant vectors as features;
 5. ``recommender`` — the GRU / two-tower / NeuMF recommender on the users' events (item
    embeddings start from step 2's vectors; its category feeds the item tower), then
-   ``recommend``: every user's top 10 written to the store's ``recommendations`` table.
+   ``recommend``: every user's top 10 written to the store's ``recommendations`` table;
+6. ``fraud_model`` — the GRU sequence autoencoder on the cards' transactions (merchant
+   vectors from step 3 as counterparty features; known frauds only kept out of training),
+   then ``score``: every transaction scored into ``fraud_scores``, alerts into ``alerts``.
 
 Each model's quality on the planted structure (the share of an item's 10 nearest
 neighbours in its own cluster, or a card's or merchant's in its own home region) goes into
 its run's metrics; for the recommender, the share of recommended items in the user's
-planted taste clusters.
+planted taste clusters; for the fraud scores, the ROC-AUC of each planted kind of fraud
+against the genuine transactions and the share of alerts that are planted fraud.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ from embeddings.node2vec import CARD_PREFIX, MERCHANT_PREFIX, Node2VecConfig, No
 from embeddings.sgns import SGNSConfig
 from embeddings.store import Store
 from embeddings.synthetic import World, WorldConfig, make_world
+from fraud.autoencoder import AutoencoderConfig
+from fraud.features import TransactionSchema
+from fraud.model import FraudJob, FraudModel, FraudModelConfig, run_train_fraud
+from fraud.scoring import score_batch
 from recsys.batch import recommend_batch
 from recsys.encoder import EncoderConfig
 from recsys.fit import FitConfig
@@ -44,6 +52,7 @@ from recsys.train import RecommenderConfig
 from recsys.two_tower import TowerConfig
 
 SESSION_GAP_MINUTES = 30
+ALERT_THRESHOLD = 0.999  # calibrated score: about 1 in 1,000 genuine transactions raises an alert
 
 
 @dataclass
@@ -60,6 +69,9 @@ class DemoResult:
     recommender: Recommender
     recommender_run: str
     recommend_run: str
+    fraud: FraudModel
+    fraud_run: str
+    score_run: str
 
 
 def run_demo(
@@ -118,7 +130,65 @@ def run_demo(
     say(
         f"recommender on {recommender.n_users:,} users and {recommender.n_items:,} items in {seconds:.1f}s; top-10 written for every user, {in_taste:.0%} from their taste clusters"
     )
-    return DemoResult(world, *trained, graph, graph_run, recommender, recommender_run, recommend_run)
+    started = perf_counter()
+    fraud, fraud_run, fraud_path = _train_fraud(url, store, store.get_run(trained[3])["artifact_path"])
+    score_run = score_batch(
+        store,
+        fraud,
+        url,
+        table="transactions",
+        alert_threshold=ALERT_THRESHOLD,
+        model_path=fraud_path,
+        progress=progress,
+    )
+    seconds = perf_counter() - started
+    quality = fraud_agreement(store, score_run, world)
+    store.log_metrics(score_run, quality)
+    kinds = ", ".join(
+        f"{kind.removesuffix('_auc').replace('_', ' ')} {auc:.2f}"
+        for kind, auc in quality.items()
+        if kind.endswith("_auc")
+    )
+    say(
+        f"fraud autoencoder on {fraud.metrics['entities']:,} cards in {seconds:.1f}s; every transaction scored, "
+        f"{quality['alerts']:,} alerts ({quality['alert_precision']:.0%} planted fraud); ROC-AUC by kind: {kinds}"
+    )
+    return DemoResult(
+        world, *trained, graph, graph_run, recommender, recommender_run, recommend_run, fraud, fraud_run, score_run
+    )
+
+
+def _train_fraud(url: str, store: Store, merchant_vectors: str) -> tuple[FraudModel, str, str]:
+    """Train the demo's fraud model on the store's transactions; merchants carry their item2vec vectors."""
+    job = FraudJob(
+        schema=TransactionSchema(label="is_fraud"),
+        config=FraudModelConfig(AutoencoderConfig(epochs=4), transaction_id="txn_id"),
+        counterparty_vectors=merchant_vectors,
+    )
+    model, run_id, path = run_train_fraud(url, job, store=store, table="transactions")
+    return model, run_id, str(path)
+
+
+def fraud_agreement(store: Store, run_id: str, world: World) -> dict[str, float]:
+    """ROC-AUC of the run's stored scores for each planted kind of fraud against the genuine
+    transactions, and the number of alerts and the share of them that are planted fraud."""
+    from sklearn.metrics import roc_auc_score
+
+    scored = store.read("fraud_scores", where={"run_id": run_id}, columns=["txn_id", "score"]).join(
+        world.transactions.select("txn_id", "fraud_kind"), on="txn_id"
+    )
+    genuine = scored.filter(pl.col("fraud_kind").is_null())["score"].to_numpy()
+    quality: dict[str, float] = {}
+    for kind in sorted(scored["fraud_kind"].drop_nulls().unique().to_list()):
+        fraud = scored.filter(pl.col("fraud_kind") == kind)["score"].to_numpy()
+        labels = [0] * genuine.size + [1] * fraud.size
+        quality[f"{kind}_auc"] = round(float(roc_auc_score(labels, list(genuine) + list(fraud))), 4)
+    alerts = store.read("alerts", where={"run_id": run_id}, columns=["txn_id"]).join(
+        world.transactions.select("txn_id", "is_fraud"), on="txn_id"
+    )
+    quality["alerts"] = alerts.height
+    quality["alert_precision"] = round(float(alerts["is_fraud"].mean()), 4) if alerts.height else 0.0
+    return quality
 
 
 def _train_recommender(url: str, store: Store, item_vectors: str, dim: int, seed: int, progress: bool):

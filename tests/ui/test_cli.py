@@ -25,7 +25,16 @@ def test_demo_leaves_runs_models_and_vectors_in_the_store(seqemb_home: Path) -> 
     store = Store()
     assert str(seqemb_home) in store.url
     runs = store.runs()
-    assert sorted(runs["kind"]) == ["item2vec", "item2vec", "node2vec", "recommend", "recommender", "synthetic"]
+    assert sorted(runs["kind"]) == [
+        "fraud_model",
+        "item2vec",
+        "item2vec",
+        "node2vec",
+        "recommend",
+        "recommender",
+        "score",
+        "synthetic",
+    ]
     assert set(runs["status"]) == {"succeeded"}
     world = make_world(WorldConfig().scaled(0.2))
     recommended = store.read("recommendations")
@@ -37,7 +46,14 @@ def test_demo_leaves_runs_models_and_vectors_in_the_store(seqemb_home: Path) -> 
     taste = dict(world.users.select("user_id", "taste_clusters").iter_rows())
     picks = [(u, i) for u in model.user_ids[:100] for i in model.recommend(u, 10, exclude_seen=False).items]
     assert np.mean([cluster[i] in taste[u] for u, i in picks]) >= 0.8
-    assert store.count("events") == make_world(WorldConfig().scaled(0.2)).events.height
+    assert store.count("events") == world.events.height
+    # Every transaction scored once; alerts are mostly the planted fraud, and each kind ranks high.
+    score_run = store.get_run(runs.filter(pl.col("kind") == "score")["run_id"][0])
+    assert store.count("fraud_scores") == world.transactions.height
+    alerted = store.read("alerts", columns=["txn_id"]).join(world.transactions, on="txn_id")
+    assert alerted.height > 0 and alerted["is_fraud"].mean() >= 0.5
+    for kind in ("account_takeover", "card_testing", "merchant_ring"):
+        assert score_run["metrics"][f"{kind}_auc"] >= 0.9, score_run["metrics"]
     assert store.count("vectors") > 0
     for path in runs.filter(pl.col("kind").is_in(["item2vec", "node2vec"]))["artifact_path"]:
         assert (Path(path) / "model.json").is_file()
