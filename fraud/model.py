@@ -14,6 +14,12 @@ worse than a step with history, and would otherwise flood the alerts of a new po
 second, *cold* calibration is fitted on all genuine cold steps (the validation slice alone
 holds too few of them: by then most entities have a history) and calibrates those steps.
 
+Analysts' labels (:mod:`fraud.labels`) count as known labels: a transaction an analyst
+confirmed as fraud leaves the training windows and the calibration sample, one they marked a
+false positive stays in both (it is genuine behaviour the model should learn to reconstruct);
+an analyst's label overrides the source's label column. :func:`run_train_fraud` reads them
+from its store.
+
 :meth:`FraudModel.score` gives every transaction a raw score (the reconstruction error of the
 step as the last step of its window) and a calibrated one in ``[0, 1]`` (the share of genuine
 validation steps that scored lower).
@@ -55,6 +61,7 @@ from fraud.autoencoder import (
 )
 from fraud.calibrate import Calibration
 from fraud.features import TransactionSchema, read_transactions, step_features
+from fraud.labels import read_labels
 
 FRAUD_MODEL_KIND = "fraud_model"
 MODEL_FILE = "fraud_model.json"
@@ -237,16 +244,21 @@ def train_fraud_model(
     *,
     table: str | None = None,
     query: str | None = None,
+    analyst_labels: pl.DataFrame | None = None,
 ) -> FraudModel:
     """Train the autoencoder on the first ``1 - validation_fraction`` of the time span and
     calibrate on the genuine steps of the rest (see the module doc).
 
-    Labels (``schema.label``) only drop windows with a known fraud from training and fraud
-    steps from the calibration sample.
+    Labels (``schema.label``, and ``analyst_labels``: ``txn_id, is_fraud`` as
+    :func:`~fraud.labels.read_labels` returns, overriding it) only drop windows with a known
+    fraud from training and fraud steps from the calibration sample.
     """
     schema = schema or TransactionSchema()
     config = config or FraudModelConfig()
     frame = read_scoring_transactions(transactions, schema, config.transaction_id, table=table, query=query)
+    labelled = 0
+    if analyst_labels is not None and analyst_labels.height:
+        frame, labelled = _with_analyst_labels(frame, analyst_labels)
     ts = frame["ts"]
     start, end = ts.min(), ts.max()
     cutoff = start + (end - start) * (1.0 - config.validation_fraction)
@@ -277,11 +289,12 @@ def train_fraud_model(
         "entities": features.n_entities,
         "train_transactions": train.height,
         "validation_genuine": int(validation.sum()),
+        "analyst_labels": labelled,
         "cold_genuine": int(cold_genuine.sum()),
         "validation_cutoff": str(cutoff),
         "train_seconds": round(seconds, 3),
     }
-    if "label" in features.frame.columns:
+    if schema.label is not None:  # the source's labels are complete; analysts' alone are not
         labels = features.frame["label"].to_numpy()
         held = (features.frame["ts"] >= cutoff).to_numpy()
         if 0 < labels[held].sum() < held.sum():
@@ -289,6 +302,18 @@ def train_fraud_model(
 
             metrics["validation_auc"] = round(float(roc_auc_score(labels[held], raw[held])), 4)
     return FraudModel(schema, config, autoencoder, calibration, counterparty_vectors, metrics, cold_calibration)
+
+
+def _with_analyst_labels(frame: pl.DataFrame, labels: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """``frame`` with its ``label`` column (0/1, created when absent, 0 where unlabelled) overridden by the analysts'
+    ``is_fraud`` where their ``txn_id`` matches; and how many transactions matched."""
+    analyst = labels.select(pl.col("txn_id").cast(pl.String), pl.col("is_fraud").cast(pl.Int8).alias("analyst"))
+    joined = frame.join(analyst, on="txn_id", how="left", maintain_order="left")
+    current = pl.col("label") if "label" in frame.columns else pl.lit(None, dtype=pl.Int8)
+    matched = int(joined["analyst"].is_not_null().sum())
+    # Unlabelled is "not known to be fraud" (0), as the source's label column means it.
+    label = pl.coalesce("analyst", current).fill_null(0).cast(pl.Int8)
+    return joined.with_columns(label=label).drop("analyst"), matched
 
 
 @dataclass
@@ -299,6 +324,7 @@ class FraudJob:
     schema: TransactionSchema = field(default_factory=TransactionSchema)
     config: FraudModelConfig = field(default_factory=FraudModelConfig)
     counterparty_vectors: str | None = None
+    analyst_labels: bool = True  # use the store's analyst labels (see the module doc)
 
 
 def run_train_fraud(
@@ -316,7 +342,10 @@ def run_train_fraud(
     if job.counterparty_vectors is not None:
         vectors = EmbeddingModel.load(job.counterparty_vectors).embeddings
     with store.run(FRAUD_MODEL_KIND, asdict(job)) as run:
-        model = train_fraud_model(source, job.schema, job.config, vectors, table=table, query=query)
+        labels = read_labels(store) if job.analyst_labels else None
+        model = train_fraud_model(
+            source, job.schema, job.config, vectors, table=table, query=query, analyst_labels=labels
+        )
         path = model.save(out if out is not None else models_dir() / f"{FRAUD_MODEL_KIND}-{run.id}")
         run.log_metrics(model.metrics)
         run.artifact_path = str(path)

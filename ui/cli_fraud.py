@@ -36,6 +36,10 @@ def train_fraud_command(
     counterparty_vectors: Annotated[
         Optional[Path], typer.Option(help="item2vec / node2vec model directory of counterparty vectors.")
     ] = None,
+    analyst_labels: Annotated[
+        bool,
+        typer.Option(help="Keep transactions analysts confirmed as fraud (the store's labels) out of training."),
+    ] = True,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training windows.")] = _FRAUD_AE.epochs,
     window: Annotated[int, typer.Option(min=1, help="Steps per window.")] = _FRAUD_AE.window,
     seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
@@ -55,6 +59,7 @@ def train_fraud_command(
             transaction_id=transaction_id,
         ),
         counterparty_vectors=str(counterparty_vectors) if counterparty_vectors is not None else None,
+        analyst_labels=analyst_labels,
     )
     store = Store(db)
     model, run_id, path = run_train_fraud(source, job, store=store, table=table, query=query, out=out)
@@ -62,7 +67,8 @@ def train_fraud_command(
     auc = f"; validation AUC {m['validation_auc']:.3f}" if "validation_auc" in m else ""
     typer.echo(
         f"trained on {m['train_transactions']:,} of {m['transactions']:,} transactions ({m['entities']:,} entities) "
-        f"in {m['train_seconds']:.1f}s; calibrated on {m['validation_genuine']:,} genuine ones{auc}"
+        f"in {m['train_seconds']:.1f}s; calibrated on {m['validation_genuine']:,} genuine ones{auc}; "
+        f"{m['analyst_labels']:,} analyst labels used"
     )
     typer.echo(f"run {run_id} in {store.url}")
     typer.echo(f"model: {path}")

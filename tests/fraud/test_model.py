@@ -15,6 +15,7 @@ from embeddings.store import Store
 from embeddings.synthetic import WorldConfig, make_world
 from fraud.autoencoder import AutoencoderConfig
 from fraud.features import TransactionSchema
+from fraud.labels import record_label
 from fraud.model import FraudJob, FraudModel, FraudModelConfig, run_train_fraud, train_fraud_model
 
 torch.set_num_threads(1)
@@ -90,3 +91,28 @@ def test_the_training_job_records_its_run(tmp_path: Path, world) -> None:
     assert run["metrics"]["transactions"] == 4000
     assert FraudModel.load(path).calibration.n_fitted == model.calibration.n_fitted
     assert np.isfinite(model.calibration.quantiles).all()
+
+
+def test_analyst_labels_keep_confirmed_frauds_out_of_training_and_calibration(tmp_path: Path, world) -> None:
+    """Without a label column the planted frauds are calibrated on as genuine; once analysts
+    confirm them they leave the calibration sample, and a false positive stays in it."""
+    store = Store()
+    head = world.transactions.sort("ts").head(4000)
+    config = FraudModelConfig(AutoencoderConfig(epochs=1, device="cpu"), transaction_id="txn_id")
+    job = FraudJob(TransactionSchema(), config)
+    before, _, _ = run_train_fraud(head, job, store=store, out=tmp_path / "before")
+    cutoff = pl.Series([before.metrics["validation_cutoff"]]).str.to_datetime()[0]
+    cold = pl.int_range(pl.len()).over("card_id") < config.autoencoder.window - 1
+    late = head.sort("ts").with_columns(cold=cold).filter((pl.col("ts") >= cutoff) & ~pl.col("cold"))
+    frauds = late.filter(pl.col("is_fraud")).head(10)
+    genuine = late.filter(~pl.col("is_fraud")).head(5)
+    assert frauds.height == 10
+    for row in frauds.iter_rows(named=True):
+        record_label(store, txn_id=row["txn_id"], card_id=row["card_id"], label="confirmed fraud", analyst="a")
+    for row in genuine.iter_rows(named=True):
+        record_label(store, txn_id=row["txn_id"], card_id=row["card_id"], label="false positive", analyst="a")
+    after, _, _ = run_train_fraud(head, job, store=store, out=tmp_path / "after")
+    assert after.metrics["analyst_labels"] == 15
+    assert after.metrics["validation_genuine"] == before.metrics["validation_genuine"] - 10
+    ignored = FraudJob(TransactionSchema(), config, analyst_labels=False)
+    assert run_train_fraud(head, ignored, store=store, out=tmp_path / "x")[0].metrics["analyst_labels"] == 0
