@@ -12,6 +12,12 @@ types, nulls, lengths, allowed values, repeated keys, references to runs), then 
 chunks of ``chunk_size`` rows, each chunk in its own transaction, with
 ``INSERT ... ON CONFLICT (primary key) DO NOTHING`` (or ``DO UPDATE``). A job killed between
 or inside chunks loses at most its open chunk; running it again writes exactly the missing rows.
+:meth:`Store.write_all` writes several frames (of one or more tables) in one transaction: all
+their rows land together or none do.
+
+On SQLite, whose ``executemany`` row count is exact, rows go to the driver as tuples through the
+statement SQLAlchemy compiles (bind processors applied column by column), without ``RETURNING``;
+elsewhere ``RETURNING`` counts the rows written.
 
 Frames in and out are polars. Column types map to ``String`` (ids and text; integer ids are
 written as their decimal text), ``Int64``, ``Float64``, ``Boolean``, ``Datetime("us")``
@@ -41,6 +47,7 @@ from embeddings.store_engine import make_engine
 from embeddings.store_frames import (
     bind_value,
     conditions,
+    driver_rows,
     first_row,
     jsonable,
     ordering,
@@ -55,6 +62,8 @@ OnConflict = Literal["ignore", "update"]
 
 # Dialects with INSERT ... ON CONFLICT; others take the look-up-then-write path.
 _UPSERT_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+# Dialects whose driver's executemany row count is exactly the rows inserted or updated.
+_EXACT_EXECUTEMANY_ROWCOUNT = {"sqlite"}
 
 
 @dataclasses.dataclass
@@ -84,6 +93,7 @@ class Store:
     def __init__(self, url: str | None = None) -> None:
         self.engine: Engine = make_engine(url or default_db_url())
         self._upsert_insert = _UPSERT_INSERTS.get(self.engine.dialect.name)
+        self._exact_rowcount = self.engine.dialect.name in _EXACT_EXECUTEMANY_ROWCOUNT
         self.create()
 
     @property
@@ -262,13 +272,9 @@ class Store:
         rows inserted plus rows updated). The frame is checked whole before anything is written;
         then each chunk of ``chunk_size`` rows is written in its own transaction.
         """
-        table = self.table(table_name)
-        if on_conflict not in ("ignore", "update"):
-            raise ConfigError(f"on_conflict must be 'ignore' or 'update', got {on_conflict!r}")
         if chunk_size < 1:
             raise ConfigError(f"chunk_size must be at least 1, got {chunk_size}")
-        frame = prepare_frame(table, frame)
-        self._check_references(table, frame)
+        table, frame = self._checked(table_name, frame, on_conflict)
         written = 0
         for start in range(0, frame.height, chunk_size):
             chunk = frame.slice(start, chunk_size)
@@ -280,6 +286,35 @@ class Store:
                     f"table '{table.name}' rows {start}-{start + chunk.height - 1}: {first_line(exc.orig)}"
                 ) from exc
         return written
+
+    def write_all(self, frames: Sequence[tuple[str, pl.DataFrame]], *, on_conflict: OnConflict = "ignore") -> list[int]:
+        """Write each ``(table_name, frame)`` of ``frames`` in ONE transaction; return the rows
+        written per frame (counted as in :meth:`write`).
+
+        Every frame is checked before anything is written; then all their rows are committed
+        together, or none are (a crash or an error rolls the whole transaction back).
+        """
+        checked = [self._checked(name, frame, on_conflict) for name, frame in frames]
+        written = []
+        try:
+            with self.engine.begin() as conn:
+                for table, frame in checked:
+                    written.append(
+                        self._write_chunk(conn, table, frame, on_conflict == "update") if frame.height else 0
+                    )
+        except IntegrityError as exc:
+            table, frame = checked[len(written)]
+            raise DataError(f"table '{table.name}' rows 0-{frame.height - 1}: {first_line(exc.orig)}") from exc
+        return written
+
+    def _checked(self, table_name: str, frame: pl.DataFrame, on_conflict: str) -> tuple[Table, pl.DataFrame]:
+        """The table and the frame checked and cast for it (see :func:`prepare_frame`), references checked."""
+        table = self.table(table_name)
+        if on_conflict not in ("ignore", "update"):
+            raise ConfigError(f"on_conflict must be 'ignore' or 'update', got {on_conflict!r}")
+        frame = prepare_frame(table, frame)
+        self._check_references(table, frame)
+        return table, frame
 
     def update(self, table_name: str, values: Mapping[str, Any], *, where: Mapping[str, Any]) -> int:
         """Set ``values`` on the rows matching ``where`` (as in :meth:`read`; ``{}`` is every row); return rows changed.
@@ -315,6 +350,14 @@ class Store:
             stmt = stmt.on_conflict_do_update(index_elements=keys, set_=changes)
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+        if self._exact_rowcount:
+            compiled = stmt.compile(dialect=conn.dialect, column_keys=chunk.columns)
+            names = compiled.positiontup
+            # Only the frame's columns are bound (no Python-side default to fill per row). Rows go
+            # in primary-key order: appending to the key's B-tree is much cheaper than random inserts.
+            if names is not None and sorted(names) == sorted(chunk.columns):
+                rows = driver_rows(table, chunk.sort(keys), names, conn.dialect)
+                return conn.exec_driver_sql(compiled.string, rows).rowcount
         rows = chunk.to_dicts()
         # RETURNING counts exactly the rows inserted or updated; executemany rowcounts vary by driver.
         if self.engine.dialect.insert_executemany_returning:

@@ -3,7 +3,7 @@
 ``make_engine(url)`` parses ``url`` and creates the engine. For SQLite it creates the file's
 parent directories, waits up to 30 s on a locked database, shares one connection for an
 in-memory database (so every thread sees the same data) and turns on the WAL journal and
-foreign keys on every connection. A malformed URL or a missing driver raises
+foreign keys and a larger page cache on every connection. A malformed URL or a missing driver raises
 :class:`~embeddings.errors.ConfigError`.
 """
 
@@ -18,6 +18,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 from embeddings.errors import ConfigError
+
+_CACHE_KIB = 256 * 1024  # SQLite page cache per connection, KiB
 
 
 def make_engine(url: str) -> Engine:
@@ -48,8 +50,11 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers run beside a writer; SQLite enforces foreign keys only when asked."""
+    """WAL lets readers run beside a writer; SQLite enforces foreign keys only when asked; a page
+    cache of up to 256 MiB (allocated as pages are used; the default is 2 MiB) keeps the indexes
+    of a few million output rows in memory while bulk writes insert into them."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA cache_size={-_CACHE_KIB}")
     cursor.close()

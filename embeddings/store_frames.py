@@ -7,6 +7,8 @@ and casts each column to the store's dtype: ``String`` (integer ids become their
 struct/list columns for JSON. Every problem raises :class:`~embeddings.errors.DataError`
 naming the table, the column and the first bad row.
 
+:func:`driver_rows` turns a checked frame into DBAPI parameter tuples (the bulk write path).
+
 Reading: :func:`polars_dtype` maps a column type to its polars dtype; :func:`conditions` and
 :func:`ordering` turn ``where`` / ``order_by`` given by column name into bound SQL clauses,
 with values matched to what a write stores (:func:`bind_value`). :func:`jsonable` turns a
@@ -36,6 +38,7 @@ from sqlalchemy import (
     String,
     Table,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ColumnElement
 
 from embeddings.errors import DataError
@@ -160,6 +163,17 @@ def bind_value(column: Column, value: Any) -> Any:
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(timezone.utc).replace(tzinfo=None)
     return value
+
+
+def driver_rows(table: Table, frame: pl.DataFrame, names: Sequence[str], dialect: Dialect) -> list[tuple]:
+    """``frame``'s rows as driver parameter tuples in the order ``names``, each value passed
+    through its column type's bind processor for ``dialect`` (as SQLAlchemy's execute does)."""
+    columns = []
+    for name in names:
+        values = frame[name].to_list()
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        columns.append(values if process is None else list(map(process, values)))
+    return list(zip(*columns))
 
 
 def polars_dtype(kind: Any, *, json: Any) -> Any:

@@ -145,14 +145,14 @@ class SequenceAutoencoder(nn.Module):
 
     def step_errors(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Per-step errors ``e_i = sum_f w_f (y_if - x_if)^2``, ``[B, L]`` (0 on padding)."""
-        return ((self(x, mask) - x) ** 2) @ self.weights * mask
+        return (((self(x, mask) - x) ** 2) * self.weights).sum(dim=-1) * mask
 
     def last_step_errors(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``step_errors(x, mask)[:, -1]``, ``[B]``, projecting only the decoder's last output.
 
-        The weighted sum is an elementwise product and a row sum, not a matrix-vector product,
-        whose rounding can depend on the row's place in the batch: a step's score must not depend
-        on which other windows share its batch (chunked and resumed runs store the same scores).
+        Both weigh by an elementwise product and a row sum, not a matrix-vector product, whose
+        rounding can depend on the row's place in the batch: a step's score must not depend on
+        which other windows share its batch (chunked and resumed runs store the same scores).
         """
         _, h = self._run_decoder(self.encode(x, mask), x.shape[1])
         return (((self.output(h[-1]) - x[:, -1]) ** 2) * self.weights).sum(dim=-1) * mask[:, -1]

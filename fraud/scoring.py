@@ -5,18 +5,28 @@ through its URL, a file, or a frame), then scores them *by entity*: entities are
 so a chunk is a set of cards with all their transactions, and each card's features use its
 whole history (a transaction's score depends on it and its card's earlier transactions only).
 
-Writes are idempotent and resumable. For each chunk, the alerts (calibrated score >=
-``alert_threshold``; ``alert_id = "<run id>:<txn id>"``, status ``open``) are written first in
-one transaction, then the chunk's ``fraud_scores`` rows in one transaction, both with
-``on_conflict="ignore"``. A chunk's scores land together or not at all, so after a crash an
-entity is either fully scored or not at all; a rerun with the same run id skips the fully
-scored entities and scores the rest again, and the deterministic alert ids make re-written
-alerts no-ops. Every transaction ends up with exactly one score row and at most one alert.
+Writes are idempotent and resumable. Each chunk is written in ONE database transaction
+(:meth:`~embeddings.store.Store.write_all`): its alerts (calibrated score >=
+``alert_threshold``; ``alert_id = "<run id>:<txn id>"``, status ``open``) and its
+``fraud_scores`` rows, both with ``on_conflict="ignore"``. A chunk's scores and alerts land
+together or not at all, so after a crash (even SIGKILL) an entity is either fully scored, with
+its alerts, or has no row at all; a rerun with the same run id skips the fully scored entities
+and scores the rest. Every transaction ends up with exactly one score row and at most one
+alert (the deterministic alert ids would make a re-written alert a no-op as well).
+
+Speed: the source is read and checked once; a chunk's rows are gathered with one vectorised
+index, scored by :meth:`FraudModel.score_frame` (features + autoencoder) and written through the
+store's bulk path by one writer thread while the next chunk is scored (at most one write in
+flight, so a second core is used and at most two chunks are held in memory). A failed write
+fails the run; an error while scoring lets the write in flight finish (it commits whole or not
+at all) before the run is marked failed. Larger ``chunk_entities`` means fewer, larger
+transactions and less overlap.
 """
 
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
@@ -82,14 +92,17 @@ def score_batch(
             desc=f"score run {run_id}",
             disable=not progress,
         )
-        with bar:
+        # One writer thread: chunk k is written (one transaction) while chunk k + 1 is scored.
+        with bar, ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-writer") as writer:
+            pending: Future[int] | None = None
             for start in range(0, todo.size, chunk_entities):
-                chosen = todo[start : start + chunk_entities]
-                rows = np.concatenate([np.arange(offsets[e], offsets[e + 1]) for e in chosen])
-                chunk = transactions[rows]
+                chunk = transactions[_entity_rows(offsets, todo[start : start + chunk_entities])]
                 scored = model.score_frame(chunk)
-                _write_chunk(store, run_id, scored, float(alert_threshold))
-                bar.update(chunk.height)
+                if pending is not None:
+                    bar.update(pending.result())  # a failed write raises here
+                pending = writer.submit(_write_chunk, store, run_id, scored, float(alert_threshold))
+            if pending is not None:
+                bar.update(pending.result())
     except BaseException as exc:
         store.fail_run(run_id, exc)
         raise
@@ -106,8 +119,16 @@ def score_batch(
     return run_id
 
 
-def _write_chunk(store: Store, run_id: str, scored: pl.DataFrame, threshold: float) -> None:
-    """Alerts first (one transaction), then scores (one transaction): see the module doc."""
+def _entity_rows(offsets: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Rows of the entities ``chosen`` (CSR ``offsets``), entity by entity, in order: int64 ``[sum of sizes]``."""
+    sizes = offsets[chosen + 1] - offsets[chosen]
+    ends = np.cumsum(sizes)
+    # Row k of the result is offsets[e] + (k - start of e's block in the result).
+    return np.arange(ends[-1] if ends.size else 0, dtype=np.int64) + np.repeat(offsets[chosen] - (ends - sizes), sizes)
+
+
+def _write_chunk(store: Store, run_id: str, scored: pl.DataFrame, threshold: float) -> int:
+    """The chunk's alerts and scores in one transaction (see the module doc); return its transaction count."""
     scores = scored.select(
         pl.lit(run_id).alias("run_id"),
         pl.col("txn_id").cast(pl.String),
@@ -123,9 +144,8 @@ def _write_chunk(store: Store, run_id: str, scored: pl.DataFrame, threshold: flo
         pl.lit(ALERT_KIND).alias("kind"),
         pl.lit("open").alias("status"),
     )
-    if alerts.height:
-        store.write("alerts", alerts, on_conflict="ignore", chunk_size=alerts.height)
-    store.write("fraud_scores", scores, on_conflict="ignore", chunk_size=max(scores.height, 1))
+    store.write_all([("alerts", alerts), ("fraud_scores", scores)], on_conflict="ignore")
+    return scored.height
 
 
 def _fully_scored(store: Store, run_id: str, transactions: pl.DataFrame, offsets: np.ndarray) -> np.ndarray:

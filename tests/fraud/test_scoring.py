@@ -124,10 +124,13 @@ def test_a_job_killed_by_sigkill_resumes_and_scores_every_transaction_once(
     assert 0 < written < world.transactions.height
     (run_id,) = store.runs("score")["run_id"]
     assert store.get_run(run_id)["status"] == "running"  # killed: nothing marked it failed
-    # Chunks are whole entities: each card is either fully scored or not at all.
+    # A chunk (whole entities, scores and alerts) is one transaction: each card is either fully
+    # scored or not at all, and the alerts stored are exactly the stored scores over the threshold.
     per_card = store.read("fraud_scores").group_by("card_id").len()
     sizes = world.transactions.group_by("card_id").len()
     assert per_card.join(sizes, on="card_id").filter(pl.col("len") != pl.col("len_right")).height == 0
+    stored = store.read("fraud_scores", where={"run_id": run_id})
+    assert set(store.read("alerts")["txn_id"]) == set(stored.filter(pl.col("score") >= THRESHOLD)["txn_id"])
 
     score_batch(store, FraudModel.load(model_path), str(parquet), chunk_entities=10, run_id=run_id, progress=False)
     _check_complete(store, run_id, world)
