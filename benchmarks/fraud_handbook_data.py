@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from benchmarks.graph_data import DATA
 
@@ -85,7 +86,10 @@ def baseline_features(tx: pl.DataFrame) -> pl.DataFrame:
     for w in WINDOWS:
         n = pl.col("_one").rolling_sum_by("TX_DATETIME", f"{w}d").over("CUSTOMER_ID")
         s = pl.col("TX_AMOUNT").rolling_sum_by("TX_DATETIME", f"{w}d").over("CUSTOMER_ID")
-        customer += [n.alias(f"CUSTOMER_ID_NB_TX_{w}DAY_WINDOW"), (s / n).alias(f"CUSTOMER_ID_AVG_AMOUNT_{w}DAY_WINDOW")]
+        customer += [
+            n.alias(f"CUSTOMER_ID_NB_TX_{w}DAY_WINDOW"),
+            (s / n).alias(f"CUSTOMER_ID_AVG_AMOUNT_{w}DAY_WINDOW"),
+        ]
     out = out.with_columns(customer)
 
     out = out.sort(["TERMINAL_ID", "TX_DATETIME", "TRANSACTION_ID"])
@@ -177,3 +181,13 @@ def card_precision_top_k(test: pl.DataFrame, scores: np.ndarray, k: int = 100, r
         if remove_detected:
             detected.update(hits)
     return float(np.mean(precisions))
+
+
+def metrics(test: pl.DataFrame, scores: np.ndarray) -> dict[str, float]:
+    """AUC ROC, Average Precision and Card Precision@100 of ``scores`` (one per ``test`` row)."""
+    y = test["TX_FRAUD"].to_numpy()
+    return {
+        "auc": float(roc_auc_score(y, scores)),
+        "ap": float(average_precision_score(y, scores)),
+        "cp100": card_precision_top_k(test, scores, 100),
+    }

@@ -1,4 +1,4 @@
-"""``seqemb`` commands for fraud scores: ``train-fraud`` and ``score``."""
+"""``seqemb`` commands for fraud scores: ``train-fraud``, ``score`` and ``train-semi``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from fraud.autoencoder import AutoencoderConfig
 from fraud.features import TransactionSchema
 from fraud.model import FRAUD_MODEL_KIND, FraudJob, FraudModel, FraudModelConfig, run_train_fraud
 from fraud.scoring import score_batch
+from fraud.semi import SemiConfig
+from fraud.semi_job import SemiJob, run_train_semi
 from ui.cli import DbOption, app, newest_model
 
 _FRAUD_AE = AutoencoderConfig()
@@ -117,3 +119,31 @@ def score_command(
         f"({m['entities_this_pass']:,} this pass); {m['alerts']:,} alerts at score >= {threshold}"
     )
     typer.echo(f"run {run_id} in {store.url}")
+
+
+@app.command("train-semi")
+def train_semi_command(
+    source: Annotated[str, typer.Argument(help="CSV / Parquet file, or a SQLAlchemy URL with --table or --query.")],
+    table: Annotated[Optional[str], typer.Option(help="Table to read when SOURCE is a URL.")] = None,
+    query: Annotated[Optional[str], typer.Option(help="SQL query to read when SOURCE is a URL.")] = None,
+    model: Annotated[
+        Optional[Path], typer.Option(help="Fraud model directory (default: the newest `train-fraud` run's model).")
+    ] = None,
+    classifier: Annotated[str, typer.Option(help="forest or logistic.")] = SemiConfig.classifier,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Model directory (default: $SEQEMB_HOME/models/semi_model-<run id>).")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Retrain the semi-supervised model from the analysts' labels in the store (AE signal + labels)."""
+    store = Store(db)
+    path = newest_model(store, model, FRAUD_MODEL_KIND, "seqemb train-fraud")
+    job = SemiJob(fraud_model=str(path.resolve()), config=SemiConfig(classifier=classifier))
+    semi, run_id, semi_path = run_train_semi(source, job, store=store, table=table, query=query, out=out)
+    m = store.get_run(run_id)["metrics"]
+    typer.echo(
+        f"trained on {m['labelled_transactions']:,} labelled transactions ({m['frauds']:,} fraud, "
+        f"{m['genuine']:,} genuine); {m['labels_not_in_source']:,} labels name transactions not in the source"
+    )
+    typer.echo(f"run {run_id} in {store.url}")
+    typer.echo(f"model: {semi_path}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import average_precision_score
 
 from embeddings.errors import ConfigError, DataError, NotFoundError
 from embeddings.store import Store
 from fraud.autoencoder import score_steps
 from fraud.labels import read_labels, record_label
-from fraud.semi import SemiConfig, load_semi, step_labels, train_semi
+from fraud.semi import FOREST_FILE, Forest, SemiConfig, load_semi, step_labels, train_semi
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +26,10 @@ def split(features):
     return labelled, truth
 
 
-@pytest.fixture(scope="module")
-def semi(model, features, split):
+@pytest.fixture(scope="module", params=["forest", "logistic"])
+def semi(request, model, features, split):
     labelled, truth = split
-    return train_semi(model, features, np.where(labelled, truth, -1))
+    return train_semi(model, features, np.where(labelled, truth, -1), SemiConfig(classifier=request.param))
 
 
 def test_semi_beats_the_unsupervised_score_on_held_out_cards(model, features, split, semi):
@@ -38,19 +39,48 @@ def test_semi_beats_the_unsupervised_score_on_held_out_cards(model, features, sp
     ae_ap = average_precision_score(truth[held], score_steps(model, features)[held])
     semi_scores = semi.score(model, features)
     semi_ap = average_precision_score(truth[held], semi_scores[held])
-    print(f"held-out AP: ae={ae_ap:.4f} semi={semi_ap:.4f}")
+    print(f"{semi.config.classifier} held-out AP: ae={ae_ap:.4f} semi={semi_ap:.4f}")
     assert semi_scores.dtype == np.float32 and ((semi_scores >= 0) & (semi_scores <= 1)).all()
     assert semi_ap > ae_ap
     assert semi.n_labelled == int(labelled.sum()) and semi.n_fraud == int(truth[labelled].sum())
 
 
-def test_semi_save_load_round_trip_is_json(tmp_path, model, features, semi):
+def test_semi_save_load_round_trip_without_pickle(tmp_path, model, features, semi):
     path = semi.save(tmp_path / "semi")
-    assert sorted(p.name for p in path.iterdir()) == ["semi.json"]
+    files = ["semi.json", FOREST_FILE] if semi.config.classifier == "forest" else ["semi.json"]
+    assert sorted(p.name for p in path.iterdir()) == sorted(files)
     loaded = load_semi(path)
+    assert loaded.config == semi.config
     np.testing.assert_allclose(loaded.score(model, features), semi.score(model, features), rtol=1e-6, atol=1e-7)
     with pytest.raises(NotFoundError):
         load_semi(tmp_path / "nothing")
+
+
+def test_forest_arrays_predict_exactly_what_sklearn_does():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 5))
+    y = ((x[:, 0] > 0.5) & (x[:, 3] < 0)).astype(int)  # an interaction no single hyperplane draws
+    forest = RandomForestClassifier(n_estimators=7, random_state=0).fit(x[:400], y[:400])
+    arrays = Forest.from_sklearn(forest)
+    np.testing.assert_allclose(arrays.predict(x[400:]), forest.predict_proba(x[400:])[:, 1], rtol=0, atol=1e-12)
+    assert ((arrays.predict(x[400:]) > 0.5) == y[400:].astype(bool)).mean() > 0.95
+
+
+def test_malformed_forest_files_are_refused(tmp_path, model, features, split):
+    labelled, truth = split
+    path = train_semi(model, features, np.where(labelled, truth, -1)).save(tmp_path / "semi")
+    with np.load(path / FOREST_FILE) as data:
+        arrays = dict(data)
+    arrays["left"] = np.where(arrays["left"] >= 0, 0, arrays["left"])  # a cycle back to the root
+    np.savez(path / FOREST_FILE, **arrays)
+    with pytest.raises(DataError, match="children"):
+        load_semi(path)
+    (path / FOREST_FILE).write_bytes(b"not an npz")
+    with pytest.raises(DataError, match="malformed forest"):
+        load_semi(path)
+    (path / FOREST_FILE).unlink()
+    with pytest.raises(DataError, match="missing"):
+        load_semi(path)
 
 
 def test_semi_input_checks(model, features):
@@ -62,6 +92,12 @@ def test_semi_input_checks(model, features):
         train_semi(model, features, np.zeros(features.n_steps))
     with pytest.raises(ConfigError):
         SemiConfig(C=0)
+    with pytest.raises(ConfigError, match="classifier"):
+        SemiConfig(classifier="boosting")
+    with pytest.raises(ConfigError):
+        SemiConfig(n_trees=0)
+    with pytest.raises(ConfigError, match="max_depth"):
+        SemiConfig(max_depth=0)
 
 
 def test_labels_round_trip_through_the_store(tmp_path):
