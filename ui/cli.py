@@ -54,11 +54,22 @@ def demo(
     scale: Annotated[
         float, typer.Option(min=0.05, max=10.0, help="Size of the world relative to the default (1.0 = 2,000 users).")
     ] = 1.0,
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Torch threads. The demo's models are small: one thread is fast and never stalls on busy cores."
+        ),
+    ] = 1,
     db: DbOption = None,
 ) -> None:
     """Generate the synthetic world into the store and train every model on it."""
+    import torch
+
     from ui.demo import run_demo
 
+    # With more threads than free cores, torch's workers spin-wait on each other at every small
+    # GRU step: measured with one other busy process on 2 cores, the demo took 4 min on 2 threads, 50 s on 1.
+    torch.set_num_threads(threads)
     store = Store(db)
     typer.echo(f"store: {store.url}")
     result = run_demo(store, seed=seed, scale=scale, say=typer.echo)
