@@ -45,6 +45,9 @@ DbOption = Annotated[
     Optional[str],
     typer.Option("--db", help="SQLAlchemy URL of the store (default: $SEQEMB_DB_URL or $SEQEMB_HOME/seqemb.sqlite)"),
 ]
+SourceArgument = Annotated[str, typer.Argument(help="CSV / Parquet file, or a SQLAlchemy URL with --table or --query.")]
+TableOption = Annotated[Optional[str], typer.Option(help="Table to read when SOURCE is a URL.")]
+QueryOption = Annotated[Optional[str], typer.Option(help="SQL query to read when SOURCE is a URL.")]
 
 
 @app.command()
@@ -87,12 +90,12 @@ def demo(
 
 @app.command()
 def item2vec(
-    source: Annotated[str, typer.Argument(help="CSV / Parquet file, or a SQLAlchemy URL with --table or --query.")],
+    source: SourceArgument,
     entity: Annotated[str, typer.Option(help="Column of the user, card or session id.")],
     item: Annotated[str, typer.Option(help="Column of the item id.")],
     timestamp: Annotated[Optional[str], typer.Option(help="Column of the event time (default: file order).")] = None,
-    table: Annotated[Optional[str], typer.Option(help="Table to read when SOURCE is a URL.")] = None,
-    query: Annotated[Optional[str], typer.Option(help="SQL query to read when SOURCE is a URL.")] = None,
+    table: TableOption = None,
+    query: QueryOption = None,
     session_gap: Annotated[
         Optional[float], typer.Option(help="Minutes of inactivity that start a new session (default: none).")
     ] = None,

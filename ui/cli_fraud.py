@@ -15,16 +15,19 @@ from fraud.model import FRAUD_MODEL_KIND, FraudJob, FraudModel, FraudModelConfig
 from fraud.scoring import score_batch
 from fraud.semi import SemiConfig
 from fraud.semi_job import SemiJob, run_train_semi
-from ui.cli import DbOption, app, newest_model
+from ui.cli import DbOption, QueryOption, SourceArgument, TableOption, app, newest_model
 
 _FRAUD_AE = AutoencoderConfig()
+FraudModelOption = Annotated[
+    Optional[Path], typer.Option(help="Fraud model directory (default: the newest `train-fraud` run's model).")
+]
 
 
 @app.command("train-fraud")
 def train_fraud_command(
-    source: Annotated[str, typer.Argument(help="CSV / Parquet file, or a SQLAlchemy URL with --table or --query.")],
-    table: Annotated[Optional[str], typer.Option(help="Table to read when SOURCE is a URL.")] = None,
-    query: Annotated[Optional[str], typer.Option(help="SQL query to read when SOURCE is a URL.")] = None,
+    source: SourceArgument,
+    table: TableOption = None,
+    query: QueryOption = None,
     entity: Annotated[str, typer.Option(help="Column of the card or customer id.")] = "card_id",
     counterparty: Annotated[str, typer.Option(help="Column of the merchant or terminal id.")] = "merchant_id",
     amount: Annotated[str, typer.Option(help="Column of the amount.")] = "amount",
@@ -78,12 +81,10 @@ def train_fraud_command(
 
 @app.command("score")
 def score_command(
-    source: Annotated[str, typer.Argument(help="CSV / Parquet file, or a SQLAlchemy URL with --table or --query.")],
-    table: Annotated[Optional[str], typer.Option(help="Table to read when SOURCE is a URL.")] = None,
-    query: Annotated[Optional[str], typer.Option(help="SQL query to read when SOURCE is a URL.")] = None,
-    model: Annotated[
-        Optional[Path], typer.Option(help="Fraud model directory (default: the newest `train-fraud` run's model).")
-    ] = None,
+    source: SourceArgument,
+    table: TableOption = None,
+    query: QueryOption = None,
+    model: FraudModelOption = None,
     threshold: Annotated[
         Optional[float],
         typer.Option(
@@ -123,12 +124,10 @@ def score_command(
 
 @app.command("train-semi")
 def train_semi_command(
-    source: Annotated[str, typer.Argument(help="CSV / Parquet file, or a SQLAlchemy URL with --table or --query.")],
-    table: Annotated[Optional[str], typer.Option(help="Table to read when SOURCE is a URL.")] = None,
-    query: Annotated[Optional[str], typer.Option(help="SQL query to read when SOURCE is a URL.")] = None,
-    model: Annotated[
-        Optional[Path], typer.Option(help="Fraud model directory (default: the newest `train-fraud` run's model).")
-    ] = None,
+    source: SourceArgument,
+    table: TableOption = None,
+    query: QueryOption = None,
+    model: FraudModelOption = None,
     classifier: Annotated[str, typer.Option(help="forest or logistic.")] = SemiConfig.classifier,
     out: Annotated[
         Optional[Path], typer.Option(help="Model directory (default: $SEQEMB_HOME/models/semi_model-<run id>).")

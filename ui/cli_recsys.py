@@ -16,21 +16,21 @@ from recsys.batch import recommend_batch
 from recsys.job import RECOMMENDER_KIND, RecommenderJob, run_recommender
 from recsys.recommender import Recommender
 from recsys.train import RecommenderConfig
-from ui.cli import DbOption, app, newest_model
+from ui.cli import DbOption, QueryOption, SourceArgument, TableOption, app, newest_model
 
 _RECSYS = RecommenderConfig()
 
 
 @app.command("train-recommender")
 def train_recommender_command(
-    source: Annotated[str, typer.Argument(help="CSV / Parquet file, or a SQLAlchemy URL with --table or --query.")],
+    source: SourceArgument,
     user: Annotated[str, typer.Option(help="Column of the user id.")],
     item: Annotated[str, typer.Option(help="Column of the item id.")],
     time_column: Annotated[
         Optional[str], typer.Option("--time", help="Column of the interaction time (default: file order).")
     ] = None,
-    table: Annotated[Optional[str], typer.Option(help="Table to read when SOURCE is a URL.")] = None,
-    query: Annotated[Optional[str], typer.Option(help="SQL query to read when SOURCE is a URL.")] = None,
+    table: TableOption = None,
+    query: QueryOption = None,
     item_attributes: Annotated[
         Optional[Path],
         typer.Option(help="CSV / Parquet of item attributes: the --item column, then e.g. category, price."),
