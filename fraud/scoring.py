@@ -4,6 +4,9 @@
 through its URL, a file, or a frame), then scores them *by entity*: entities are independent,
 so a chunk is a set of cards with all their transactions, and each card's features use its
 whole history (a transaction's score depends on it and its card's earlier transactions only).
+With ``since``, only the transactions at or after it are scored and written (the nightly job:
+yesterday's transactions, read with the cards' history); earlier ones are history only, and
+cards without a new transaction are not scored at all.
 
 Writes are idempotent and resumable. Each chunk is written in ONE database transaction
 (:meth:`~embeddings.store.Store.write_all`): its alerts (calibrated score >=
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 
 import numpy as np
 import polars as pl
@@ -41,7 +45,7 @@ from fraud.model import FraudModel
 RUN_KIND = "score"
 ALERT_KIND = "autoencoder"
 # Settings a resumed run must share with the run it continues.
-_RESUME_KEYS = ("model_path", "alert_threshold", "source")
+_RESUME_KEYS = ("model_path", "alert_threshold", "source", "since")
 
 
 def score_batch(
@@ -55,12 +59,15 @@ def score_batch(
     alert_threshold: float = 0.99,
     run_id: str | None = None,
     model_path: str | os.PathLike | None = None,
+    since: datetime | None = None,
     progress: bool = True,
 ) -> str:
-    """Score every transaction of ``source`` into ``store``; return the run id.
+    """Score every transaction of ``source`` (those at or after ``since`` when given, each with its
+    entity's whole history) into ``store``; return the run id.
 
     ``alert_threshold`` is a calibrated score in ``(0, 1]``; transactions at or above it get an
-    alert. ``run_id`` resumes that run (same model path, threshold and source when recorded):
+    alert. ``run_id`` resumes that run (same model path, threshold, source and ``since`` when
+    recorded; a resumed run keeps its ``since``):
     entities already fully scored in it are skipped. The run's metrics count transactions,
     entities and alerts; a failure marks it failed and keeps the finished chunks for a resume.
     """
@@ -72,22 +79,29 @@ def score_batch(
         "model_path": None if model_path is None else str(model_path),
         "alert_threshold": float(alert_threshold),
         "source": describe_source(source, table=table, query=query),
+        "since": None if since is None else since.isoformat(),
     }
     # Read and check everything before the run is recorded: bad input leaves nothing behind.
     transactions = model.read(source, table=table, query=query)  # sorted by (entity, ts)
     if run_id is None:
         run_id = store.start_run(RUN_KIND, config)
     else:
+        stored_since = (store.get_run(run_id)["config"] or {}).get("since")
+        if since is None and stored_since is not None:  # a resumed nightly run keeps its cut-off
+            since = datetime.fromisoformat(stored_since)
+            config["since"] = stored_since
         store.reopen_run(run_id, RUN_KIND, {key: config[key] for key in _RESUME_KEYS})
     try:
         entity = transactions["entity"]
         starts = np.flatnonzero(entity.ne_missing(entity.shift(1)).to_numpy())
         offsets = np.append(starts, transactions.height).astype(np.int64)
-        done = _fully_scored(store, run_id, transactions, offsets)
-        todo = np.flatnonzero(~done)
+        new = np.ones(transactions.height, dtype=bool) if since is None else (transactions["ts"] >= since).to_numpy()
+        wanted = np.add.reduceat(new.astype(np.int64), offsets[:-1]) if transactions.height else np.zeros(0, np.int64)
+        done = _fully_scored(store, run_id, transactions, offsets, wanted)
+        todo = np.flatnonzero(~done & (wanted > 0))
         bar = tqdm(
-            total=transactions.height,
-            initial=int(np.diff(offsets)[done].sum()),
+            total=int(wanted.sum()),
+            initial=int(wanted[done].sum()),
             unit="txn",
             desc=f"score run {run_id}",
             disable=not progress,
@@ -98,6 +112,8 @@ def score_batch(
             for start in range(0, todo.size, chunk_entities):
                 chunk = transactions[_entity_rows(offsets, todo[start : start + chunk_entities])]
                 scored = model.score_frame(chunk)
+                if since is not None:
+                    scored = scored.filter(pl.col("ts") >= since)
                 if pending is not None:
                     bar.update(pending.result())  # a failed write raises here
                 pending = writer.submit(_write_chunk, store, run_id, scored, float(alert_threshold))
@@ -109,8 +125,9 @@ def score_batch(
     store.finish_run(
         run_id,
         metrics={
-            "transactions": transactions.height,
-            "entities": int(offsets.size - 1),
+            "transactions": int(wanted.sum()),
+            "history_transactions": transactions.height,
+            "entities": int((wanted > 0).sum()),
             "entities_this_pass": int(todo.size),
             "scores": store.count("fraud_scores", {"run_id": run_id}),
             "alerts": store.count("alerts", {"run_id": run_id}),
@@ -148,8 +165,10 @@ def _write_chunk(store: Store, run_id: str, scored: pl.DataFrame, threshold: flo
     return scored.height
 
 
-def _fully_scored(store: Store, run_id: str, transactions: pl.DataFrame, offsets: np.ndarray) -> np.ndarray:
-    """Boolean per entity: every one of its transactions has a score row in ``run_id``."""
+def _fully_scored(
+    store: Store, run_id: str, transactions: pl.DataFrame, offsets: np.ndarray, wanted: np.ndarray
+) -> np.ndarray:
+    """Boolean per entity: its ``wanted`` transactions to score all have a score row in ``run_id``."""
     n_entities = offsets.size - 1
     table = store.table("fraud_scores")
     stmt = select(table.c.card_id, func.count().label("n")).where(table.c.run_id == run_id).group_by(table.c.card_id)
@@ -157,8 +176,7 @@ def _fully_scored(store: Store, run_id: str, transactions: pl.DataFrame, offsets
     if stored.height == 0:
         return np.zeros(n_entities, dtype=bool)
     entities = transactions["entity"].gather(offsets[:-1]).cast(pl.String)
-    wanted = pl.DataFrame({"card_id": entities, "size": np.diff(offsets)})
-    joined = wanted.join(
+    joined = pl.DataFrame({"card_id": entities, "size": wanted}).join(
         stored.select(pl.col("card_id").cast(pl.String), pl.col("n").cast(pl.Int64)),
         on="card_id",
         how="left",

@@ -42,32 +42,37 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from embeddings.errors import ConfigError, DataError
 from embeddings.files import atomic_directory, read_manifest
 from fraud.autoencoder import SequenceAutoencoder, embed_windows, window_errors
 from fraud.features import Features
+from fraud.trees import Boosted, Forest, Trees
 
 CONFIG_FILE = "semi.json"
 FOREST_FILE = "semi_forest.npz"
+BOOSTED_FILE = "semi_boosted.npz"
+TREE_MODELS: dict[str, tuple[type[Trees], str]] = {"forest": (Forest, FOREST_FILE), "boosted": (Boosted, BOOSTED_FILE)}
 FORMAT = 2
 EPS = 1e-6
-CLASSIFIERS = ("forest", "logistic")
-FOREST_ARRAYS = ("roots", "feature", "threshold", "left", "right", "fraud_share")
-PREDICT_CHUNK = 65536  # rows scored at once by the forest (bounds the [rows, trees] node matrix)
+CLASSIFIERS = ("forest", "boosted", "logistic")
 
 
 @dataclass(frozen=True)
 class SemiConfig:
     """Hyper-parameters of the semi-supervised model; defaults work."""
 
-    classifier: str = "forest"  # "forest" or "logistic"
-    n_trees: int = 100  # forest: number of trees
-    max_depth: int | None = None  # forest: None grows every tree until its leaves are pure
-    min_samples_leaf: int = 1  # forest
-    seed: int = 0  # forest: bootstrap and split sampling
+    classifier: str = "forest"  # "forest", "boosted" or "logistic"
+    n_trees: int = 100  # forest: number of trees; boosted: most boosting rounds
+    max_depth: int | None = None  # forest, boosted: None grows every tree until its leaves are pure (or max_leaf_nodes)
+    min_samples_leaf: int | None = None  # forest, boosted; None: 1 for the forest, 20 for boosting
+    seed: int = 0  # forest: bootstrap and split sampling; boosted: the early-stopping hold-out
+    learning_rate: float = 0.1  # boosted: shrinkage of every round's tree
+    max_leaf_nodes: int | None = 31  # boosted: leaves per tree (None: no limit)
+    l2: float = 0.0  # boosted: L2 penalty on the leaf values
+    early_stopping: bool = True  # boosted: stop when the loss on a 10% hold-out of the labelled steps stalls
     C: float = 1.0  # logistic: inverse L2 strength
     max_iter: int = 2000  # logistic
     class_weight: str | None = None  # "balanced" or None (both classifiers)
@@ -82,8 +87,10 @@ class SemiConfig:
             raise ConfigError(f"C must be a positive number, got {self.C!r}")
         if self.class_weight not in ("balanced", None):
             raise ConfigError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}")
-        if min(self.max_iter, self.min_per_class, self.n_trees, self.min_samples_leaf) < 1:
+        if min(self.max_iter, self.min_per_class, self.n_trees, self.min_samples_leaf or 1) < 1:
             raise ConfigError("max_iter, min_per_class, n_trees and min_samples_leaf must be at least 1")
+        if not (0 < self.learning_rate <= 1 and self.l2 >= 0 and (self.max_leaf_nodes or 2) >= 2):
+            raise ConfigError("learning_rate must be in (0, 1], l2 at least 0 and max_leaf_nodes None or at least 2")
         if self.max_depth is not None and self.max_depth < 1:
             raise ConfigError(f"max_depth must be None or at least 1, got {self.max_depth!r}")
 
@@ -116,77 +123,8 @@ def input_names(model: SequenceAutoencoder, features: Features, config: SemiConf
 
 
 @dataclass
-class Forest:
-    """A fitted random forest as flat node arrays (all trees concatenated, node ids global).
-
-    ``roots[k]`` is tree ``k``'s root; at node ``i``, ``feature[i] < 0`` marks a leaf, else the
-    step goes to ``left[i]`` when ``input[feature[i]] <= threshold[i]`` (the input cast to float32
-    first, as scikit-learn does) and to ``right[i]`` otherwise; ``fraud_share[i]`` is the fraud
-    share of the training samples in the node."""
-
-    roots: np.ndarray
-    feature: np.ndarray
-    threshold: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-    fraud_share: np.ndarray
-
-    @classmethod
-    def from_sklearn(cls, forest: RandomForestClassifier) -> Forest:
-        fraud = int(np.flatnonzero(forest.classes_ == 1)[0])
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in FOREST_ARRAYS}
-        offset = 0
-        for estimator in forest.estimators_:
-            tree = estimator.tree_
-            leaf = tree.children_left < 0
-            value = tree.value[:, 0, :]
-            parts["roots"].append(np.array([offset]))
-            parts["feature"].append(np.where(leaf, -1, tree.feature))
-            parts["threshold"].append(np.where(leaf, 0.0, tree.threshold))
-            parts["left"].append(np.where(leaf, -1, tree.children_left + offset))
-            parts["right"].append(np.where(leaf, -1, tree.children_right + offset))
-            parts["fraud_share"].append(value[:, fraud] / value.sum(axis=1))
-            offset += tree.node_count
-        dtypes = {"roots": np.int64, "feature": np.int32, "left": np.int64, "right": np.int64}
-        return cls(**{k: np.concatenate(v).astype(dtypes.get(k, np.float64)) for k, v in parts.items()})
-
-    def check(self, n_inputs: int, source: Path) -> None:
-        """Raise :class:`DataError` unless the arrays form valid trees over ``n_inputs`` inputs."""
-        n = self.feature.size
-        arrays = [getattr(self, k) for k in FOREST_ARRAYS]
-        if any(a.ndim != 1 for a in arrays) or any(a.size != n for a in arrays[1:]) or self.roots.size == 0:
-            raise DataError(f"{source}: forest arrays must be 1-D, node arrays of one length, at least one tree")
-        inner = self.feature >= 0
-        if (self.feature >= n_inputs).any() or ((self.roots < 0) | (self.roots >= n)).any():
-            raise DataError(f"{source}: forest refers to inputs or nodes that do not exist")
-        if not np.isfinite(self.threshold).all() or not ((self.fraud_share >= 0) & (self.fraud_share <= 1)).all():
-            raise DataError(f"{source}: forest thresholds must be finite and fraud shares in [0, 1]")
-        parents = np.flatnonzero(inner)
-        for child in (self.left[inner], self.right[inner]):  # child ids above the parent's: no cycles
-            if ((child <= parents) | (child >= n)).any():
-                raise DataError(f"{source}: forest children must be node ids after their parent's")
-
-    def predict(self, inputs: np.ndarray) -> np.ndarray:
-        """Mean leaf fraud share over the trees, float64 ``[n]``, for ``inputs [n, d]``."""
-        out = np.empty(inputs.shape[0], dtype=np.float64)
-        for start in range(0, inputs.shape[0], PREDICT_CHUNK):  # chunks bound memory, not a loop over rows
-            x = inputs[start : start + PREDICT_CHUNK].astype(np.float32).astype(np.float64)
-            node = np.broadcast_to(self.roots, (x.shape[0], self.roots.size)).copy()
-            rows = np.arange(x.shape[0])[:, None]
-            while True:
-                feature = self.feature[node]
-                inner = feature >= 0
-                if not inner.any():
-                    break
-                go_left = x[rows, np.maximum(feature, 0)] <= self.threshold[node]
-                node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
-            out[start : start + x.shape[0]] = self.fraud_share[node].mean(axis=1)
-        return out
-
-
-@dataclass
 class SemiModel:
-    """A fitted semi-supervised model: the logistic regression (standardiser, coefficients) or the forest."""
+    """A fitted semi-supervised model: the logistic regression (standardiser, coefficients) or the trees."""
 
     config: SemiConfig
     input_names: list[str]
@@ -194,14 +132,14 @@ class SemiModel:
     scale: np.ndarray | None = None
     coef: np.ndarray | None = None
     intercept: float = 0.0
-    forest: Forest | None = None  # forest only
+    trees: Trees | None = None  # forest and boosted: a Forest or Boosted
     n_labelled: int = 0
     n_fraud: int = 0
 
     def probability(self, inputs: np.ndarray) -> np.ndarray:
         """``P(fraud)`` float64 ``[n]`` from raw inputs ``[n, d]`` (as :func:`semi_inputs` makes them)."""
-        if self.forest is not None:
-            return self.forest.predict(inputs)
+        if self.trees is not None:
+            return self.trees.predict(inputs)
         z = ((inputs - self.mean) / self.scale) @ self.coef + self.intercept
         return 0.5 * (1.0 + np.tanh(0.5 * z))  # the sigmoid, without overflow
 
@@ -215,7 +153,7 @@ class SemiModel:
         return self.probability(inputs).astype(np.float32)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``directory/semi.json`` (and ``semi_forest.npz`` for a forest), all or nothing."""
+        """Write ``directory/semi.json`` (and the trees' ``semi_forest.npz`` / ``semi_boosted.npz``), all or nothing."""
         directory = Path(directory)
         meta = {
             "format": FORMAT,
@@ -224,7 +162,7 @@ class SemiModel:
             "n_labelled": int(self.n_labelled),
             "n_fraud": int(self.n_fraud),
         }
-        if self.forest is None:
+        if self.trees is None:
             meta |= {
                 "mean": self.mean.tolist(),
                 "scale": self.scale.tolist(),
@@ -233,8 +171,8 @@ class SemiModel:
             }
         with atomic_directory(directory) as tmp:
             (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-            if self.forest is not None:
-                np.savez_compressed(tmp / FOREST_FILE, **{k: getattr(self.forest, k) for k in FOREST_ARRAYS})
+            if self.trees is not None:
+                self.trees.save(tmp / TREE_MODELS[self.config.classifier][1])
         return directory
 
 
@@ -257,16 +195,9 @@ def load_semi(directory: str | os.PathLike) -> SemiModel:
         if any(a.shape != (len(names),) for a in arrays):
             raise DataError(f"{source}: mean, scale and coef must each have {len(names)} values")
         return SemiModel(config, names, *arrays, intercept, None, *counts)
-    path = directory / FOREST_FILE
-    if not path.is_file():
-        raise DataError(f"{path}: missing (a forest model keeps its trees there)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            forest = Forest(**{k: np.asarray(data[k]) for k in FOREST_ARRAYS})
-    except (KeyError, ValueError, OSError) as exc:
-        raise DataError(f"{path}: malformed forest ({exc})") from exc
-    forest.check(len(names), path)
-    return SemiModel(config, names, forest=forest, n_labelled=counts[0], n_fraud=counts[1])
+    kind, file = TREE_MODELS[config.classifier]
+    trees = kind.load(directory / file, len(names))
+    return SemiModel(config, names, trees=trees, n_labelled=counts[0], n_fraud=counts[1])
 
 
 def _check_labels(labels: object, n_steps: int, config: SemiConfig) -> np.ndarray:
@@ -294,12 +225,25 @@ def fit_semi(inputs: np.ndarray, names: list[str], labels: np.ndarray, config: S
         forest = RandomForestClassifier(
             n_estimators=config.n_trees,
             max_depth=config.max_depth,
-            min_samples_leaf=config.min_samples_leaf,
+            min_samples_leaf=config.min_samples_leaf or 1,
             class_weight="balanced_subsample" if config.class_weight == "balanced" else None,
             random_state=config.seed,
             n_jobs=1,
         ).fit(x, y)
-        return SemiModel(config, names, forest=Forest.from_sklearn(forest), n_labelled=counts[0], n_fraud=counts[1])
+        return SemiModel(config, names, trees=Forest.from_sklearn(forest), n_labelled=counts[0], n_fraud=counts[1])
+    if config.classifier == "boosted":
+        boosted = HistGradientBoostingClassifier(
+            learning_rate=config.learning_rate,
+            max_iter=config.n_trees,
+            max_leaf_nodes=config.max_leaf_nodes,
+            max_depth=config.max_depth,
+            min_samples_leaf=config.min_samples_leaf or 20,
+            l2_regularization=config.l2,
+            early_stopping=config.early_stopping,
+            class_weight=config.class_weight,
+            random_state=config.seed,
+        ).fit(x, y)
+        return SemiModel(config, names, trees=Boosted.from_sklearn(boosted), n_labelled=counts[0], n_fraud=counts[1])
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale = np.where(scale > 1e-9, scale, 1.0)

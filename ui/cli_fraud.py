@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -91,6 +92,13 @@ def score_command(
             min=0.0, max=1.0, help="Alert at calibrated scores >= this (default: 0.99, or the resumed run's)."
         ),
     ] = None,
+    since: Annotated[
+        Optional[datetime],
+        typer.Option(
+            help="Score only transactions at or after this time (earlier ones are read as history).",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"],
+        ),
+    ] = None,
     resume: Annotated[Optional[str], typer.Option(help="Finish this run, skipping entities it has scored.")] = None,
     chunk_entities: Annotated[
         int, typer.Option(min=1, help="Entities (with all their transactions) per chunk.")
@@ -113,6 +121,7 @@ def score_command(
         alert_threshold=threshold,
         run_id=resume,
         model_path=path.resolve(),
+        since=since,
     )
     m = store.get_run(run_id)["metrics"]
     typer.echo(

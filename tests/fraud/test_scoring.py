@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
@@ -84,6 +85,32 @@ def test_batch_scores_rank_planted_fraud_and_alerts(world, model_path: Path, par
     assert score_batch(store, FraudModel.load(model_path), str(parquet), run_id=run_id, progress=False) == run_id
     assert store.get_run(run_id)["metrics"]["entities_this_pass"] == 0
     _check_complete(store, run_id, world)
+
+
+def test_since_scores_only_new_transactions_with_their_history(world, model_path: Path, parquet: Path) -> None:
+    """The nightly run: only transactions at or after ``since`` are scored, each as it scores
+    with its card's whole history (the same score as a run over everything)."""
+    store = Store()
+    model = FraudModel.load(model_path)
+    everything = score_batch(store, model, str(parquet), progress=False)
+    since = world.transactions["ts"].sort()[int(0.9 * world.transactions.height)]
+    nightly = score_batch(store, model, str(parquet), since=since, progress=False)
+    new = world.transactions.filter(pl.col("ts") >= since)
+    scored = store.read("fraud_scores", where={"run_id": nightly})
+    assert sorted(scored["txn_id"]) == sorted(new["txn_id"])
+    full = store.read("fraud_scores", where={"run_id": everything}).select("txn_id", full="score")
+    both = scored.join(full, on="txn_id")
+    np.testing.assert_allclose(both["score"], both["full"], rtol=1e-5, atol=1e-6)
+    metrics = store.get_run(nightly)["metrics"]
+    assert metrics["transactions"] == new.height and metrics["history_transactions"] == world.transactions.height
+    assert metrics["entities"] == new["card_id"].n_unique()
+    alerts = store.read("alerts", where={"run_id": nightly})
+    assert set(alerts["txn_id"]) <= set(new["txn_id"])
+    # Resumed, the run keeps its cut-off; resumed with another one, it refuses in one line.
+    assert score_batch(store, model, str(parquet), run_id=nightly, progress=False) == nightly
+    assert store.count("fraud_scores", {"run_id": nightly}) == new.height
+    with pytest.raises(ConfigError, match="since"):
+        score_batch(store, model, str(parquet), run_id=nightly, since=world.transactions["ts"].min(), progress=False)
 
 
 # A scoring job in its own process, slowed to one chunk per 0.05 s so it can be killed midway.

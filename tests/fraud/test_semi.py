@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.metrics import average_precision_score
 
 from embeddings.errors import ConfigError, DataError, NotFoundError
 from embeddings.store import Store
 from fraud.autoencoder import score_steps
 from fraud.labels import read_labels, record_label
-from fraud.semi import FOREST_FILE, Forest, SemiConfig, load_semi, step_labels, train_semi
+from fraud.semi import BOOSTED_FILE, FOREST_FILE, SemiConfig, load_semi, step_labels, train_semi
+from fraud.trees import Boosted, Forest
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def split(features):
     return labelled, truth
 
 
-@pytest.fixture(scope="module", params=["forest", "logistic"])
+@pytest.fixture(scope="module", params=["forest", "boosted", "logistic"])
 def semi(request, model, features, split):
     labelled, truth = split
     return train_semi(model, features, np.where(labelled, truth, -1), SemiConfig(classifier=request.param))
@@ -47,7 +48,8 @@ def test_semi_beats_the_unsupervised_score_on_held_out_cards(model, features, sp
 
 def test_semi_save_load_round_trip_without_pickle(tmp_path, model, features, semi):
     path = semi.save(tmp_path / "semi")
-    files = ["semi.json", FOREST_FILE] if semi.config.classifier == "forest" else ["semi.json"]
+    trees = {"forest": [FOREST_FILE], "boosted": [BOOSTED_FILE]}.get(semi.config.classifier, [])
+    files = ["semi.json", *trees]
     assert sorted(p.name for p in path.iterdir()) == sorted(files)
     loaded = load_semi(path)
     assert loaded.config == semi.config
@@ -66,19 +68,46 @@ def test_forest_arrays_predict_exactly_what_sklearn_does():
     assert ((arrays.predict(x[400:]) > 0.5) == y[400:].astype(bool)).mean() > 0.95
 
 
-def test_malformed_forest_files_are_refused(tmp_path, model, features, split):
+def test_boosted_arrays_predict_exactly_what_sklearn_does():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 5))
+    y = ((x[:, 0] > 0.5) & (x[:, 3] < 0)).astype(int)
+    x[rng.random(x.shape) < 0.05] = np.nan  # missing inputs follow each node's learnt side
+    boosted = HistGradientBoostingClassifier(max_iter=30, early_stopping=False, random_state=0)
+    boosted.fit(x[:2000], y[:2000])
+    arrays = Boosted.from_sklearn(boosted)
+    assert arrays.roots.size == 30 and arrays.feature.size > 30
+    np.testing.assert_allclose(arrays.predict(x[2000:]), boosted.predict_proba(x[2000:])[:, 1], rtol=0, atol=1e-12)
+    assert ((arrays.predict(x[2000:]) > 0.5) == y[2000:].astype(bool)).mean() > 0.9
+
+
+@pytest.mark.parametrize(
+    ("classifier", "file", "kind"), [("forest", FOREST_FILE, "forest"), ("boosted", BOOSTED_FILE, "boosted trees")]
+)
+def test_malformed_tree_files_are_refused(tmp_path, model, features, split, classifier, file, kind):
     labelled, truth = split
-    path = train_semi(model, features, np.where(labelled, truth, -1)).save(tmp_path / "semi")
-    with np.load(path / FOREST_FILE) as data:
+    path = train_semi(model, features, np.where(labelled, truth, -1), SemiConfig(classifier=classifier))
+    path = path.save(tmp_path / "semi")
+    with np.load(path / file) as data:
         arrays = dict(data)
-    arrays["left"] = np.where(arrays["left"] >= 0, 0, arrays["left"])  # a cycle back to the root
-    np.savez(path / FOREST_FILE, **arrays)
+    bad = dict(arrays, left=np.where(arrays["left"] >= 0, 0, arrays["left"]))  # a cycle back to the root
+    np.savez(path / file, **bad)
     with pytest.raises(DataError, match="children"):
         load_semi(path)
-    (path / FOREST_FILE).write_bytes(b"not an npz")
-    with pytest.raises(DataError, match="malformed forest"):
+    bad = dict(arrays, feature=np.where(arrays["feature"] >= 0, 999, arrays["feature"]))  # no such input
+    np.savez(path / file, **bad)
+    with pytest.raises(DataError, match="do not exist"):
         load_semi(path)
-    (path / FOREST_FILE).unlink()
+    np.savez(path / file, **{k: v for k, v in arrays.items() if k != "threshold"})
+    with pytest.raises(DataError, match=f"malformed {kind}"):
+        load_semi(path)
+    np.savez(path / file, **dict(arrays, roots=np.array([object()], dtype=object)))  # would need a pickle
+    with pytest.raises(DataError, match=f"malformed {kind}"):
+        load_semi(path)
+    (path / file).write_bytes(b"not an npz")
+    with pytest.raises(DataError, match=f"malformed {kind}"):
+        load_semi(path)
+    (path / file).unlink()
     with pytest.raises(DataError, match="missing"):
         load_semi(path)
 
@@ -94,6 +123,8 @@ def test_semi_input_checks(model, features):
         SemiConfig(C=0)
     with pytest.raises(ConfigError, match="classifier"):
         SemiConfig(classifier="boosting")
+    with pytest.raises(ConfigError, match="learning_rate"):
+        SemiConfig(classifier="boosted", learning_rate=0)
     with pytest.raises(ConfigError):
         SemiConfig(n_trees=0)
     with pytest.raises(ConfigError, match="max_depth"):
