@@ -96,6 +96,27 @@ SEMI_VARIANTS: dict[str, SemiConfig] = {
     "forest": SemiConfig(),
     "forest_no_embedding": SemiConfig(use_embedding=False),
     "forest_balanced_leaf5": SemiConfig(class_weight="balanced", min_samples_leaf=5),
+    "forest_leaf3": SemiConfig(min_samples_leaf=3),
+    "boosted": SemiConfig(classifier="boosted"),
+    "boosted_lr05_leaf15_msl50": SemiConfig(
+        classifier="boosted",
+        learning_rate=0.05,
+        n_trees=300,
+        max_leaf_nodes=15,
+        min_samples_leaf=50,
+        early_stopping=False,
+    ),
+    "boosted_lr05_leaf63_msl50": SemiConfig(
+        classifier="boosted",
+        learning_rate=0.05,
+        n_trees=150,
+        max_leaf_nodes=63,
+        min_samples_leaf=50,
+        early_stopping=False,
+    ),
+    "boosted_lr02_leaf15_l2": SemiConfig(
+        classifier="boosted", learning_rate=0.02, n_trees=600, max_leaf_nodes=15, l2=1.0, early_stopping=False
+    ),
     "logistic": SemiConfig(classifier="logistic"),
     "logistic_balanced": SemiConfig(classifier="logistic", class_weight="balanced"),
 }

@@ -79,6 +79,11 @@ class Calibration:
         return cls(np.quantile(values, np.linspace(0.0, 1.0, points)), int(values.size))
 
     @property
+    def median(self) -> float:
+        """The median genuine raw score."""
+        return float(np.interp(0.5, self.probabilities, self.quantiles))
+
+    @property
     def probabilities(self) -> np.ndarray:
         """``p_j = j / (points - 1)``, the probability of each quantile."""
         return np.linspace(0.0, 1.0, self.quantiles.size)

@@ -153,6 +153,16 @@ class FraudModel:
                 calibrated[cold] = self.cold_calibration.calibrate(np.asarray(raw)[cold])
         return calibrated
 
+    def relative_errors(self, raw: np.ndarray, steps_before: np.ndarray) -> np.ndarray:
+        """Raw step scores ``[n]`` over the median genuine score of their calibration (cold or full
+        window, as :meth:`calibrate` picks): 1 is a typical genuine step. Unlike the calibrated score
+        it does not saturate, and unlike the raw score it compares a card's first steps with the rest."""
+        relative = np.asarray(raw, dtype=np.float64) / max(self.calibration.median, 1e-12)
+        if self.cold_calibration is not None:
+            cold = np.asarray(steps_before) < self.config.autoencoder.window - 1
+            relative[cold] = np.asarray(raw, dtype=np.float64)[cold] / max(self.cold_calibration.median, 1e-12)
+        return relative
+
     @property
     def scoring_schema(self) -> TransactionSchema:
         """The schema without the label: new transactions need not carry one."""

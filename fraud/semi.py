@@ -9,7 +9,7 @@ For every step ``t`` the model reads (all causal: functions of steps ``<= t`` on
 
 and fits a small classifier on the labelled steps only (``labels == 0`` genuine, ``1`` fraud,
 ``-1`` unlabelled, ignored). The score ``P(fraud | u_t)`` is a probability in [0, 1], reported next
-to — never instead of — the unsupervised AE score. Two classifiers (``SemiConfig.classifier``):
+to — never instead of — the unsupervised AE score. Three classifiers (``SemiConfig.classifier``):
 
 - ``"forest"`` (default): a random forest (scikit-learn's ``RandomForestClassifier``: bootstrap
   samples, ``sqrt(d)`` candidate inputs per split, Gini impurity, fully grown trees unless
@@ -18,6 +18,12 @@ to — never instead of — the unsupervised AE score. Two classifiers (``SemiCo
   compromised terminal's risk window crossing a threshold, a spending burst relative to the
   card's own past (on the Fraud Detection Handbook data it beats logistic regression by far in
   Average Precision, chosen on a validation split, see ``benchmarks/fraud_handbook.py``).
+- ``"boosted"``: gradient-boosted trees (scikit-learn's ``HistGradientBoostingClassifier``: inputs
+  binned into at most 255 quantile bins, trees grown best-first up to ``max_leaf_nodes`` leaves):
+  ``F(u) = b + sum_k eta f_k(u)``, ``P(fraud | u) = sigmoid(F(u))``, each tree ``f_k`` a Newton step
+  on the log loss ``sum_t w_{y_t} log(1 + exp(-s_t F(u_t)))``, leaf value ``-G / (H + l2)`` (sums of
+  the gradients and hessians of the leaf's steps), at most ``n_trees`` rounds, fewer with
+  ``early_stopping`` (on a 10% hold-out of the labelled steps).
 - ``"logistic"``: L2-regularised logistic regression on the standardised inputs
   (mean / std of the labelled steps)::
 
@@ -27,9 +33,10 @@ to — never instead of — the unsupervised AE score. Two classifiers (``SemiCo
 every labelled step alike.
 
 Nothing is pickled: a model directory holds ``semi.json`` (config, input names, the logistic
-standardiser and coefficients) and, for the forest, ``semi_forest.npz`` — the trees' node arrays
-(split input, threshold, children, leaf fraud share) loaded with ``allow_pickle=False`` and
-evaluated with numpy (exactly scikit-learn's ``predict_proba``).
+standardiser and coefficients) and, for the trees, ``semi_forest.npz`` or ``semi_boosted.npz`` —
+node arrays (split input, threshold, children, leaf fraud share or leaf value, see
+:mod:`fraud.trees`) loaded with ``allow_pickle=False`` and evaluated with numpy (exactly
+scikit-learn's ``predict_proba``).
 """
 
 from __future__ import annotations

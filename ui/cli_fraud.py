@@ -137,7 +137,7 @@ def train_semi_command(
     table: TableOption = None,
     query: QueryOption = None,
     model: FraudModelOption = None,
-    classifier: Annotated[str, typer.Option(help="forest or logistic.")] = SemiConfig.classifier,
+    classifier: Annotated[str, typer.Option(help="forest, boosted or logistic.")] = SemiConfig.classifier,
     out: Annotated[
         Optional[Path], typer.Option(help="Model directory (default: $SEQEMB_HOME/models/semi_model-<run id>).")
     ] = None,

@@ -77,7 +77,17 @@ def test_item2vec_from_csv_and_bad_column(tmp_path: Path, seqemb_home: Path) -> 
     assert (out / "model.json").is_file()
 
     bad = subprocess.run(
-        [sys.executable, "-c", "from ui.cli import main; main()", "item2vec", str(csv), "--entity", "customer", "--item", "item_id"],
+        [
+            sys.executable,
+            "-c",
+            "from ui.cli import main; main()",
+            "item2vec",
+            str(csv),
+            "--entity",
+            "customer",
+            "--item",
+            "item_id",
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -88,7 +98,7 @@ def test_item2vec_from_csv_and_bad_column(tmp_path: Path, seqemb_home: Path) -> 
         f"error: {csv}: missing column 'customer' (columns: event_id, user_id, session_id, item_id, ts)\n"
     )
     failed = Store().runs(status="failed")
-    assert failed["error"].to_list() == [f"DataError: {bad.stderr[len('error: '):].strip()}"]
+    assert failed["error"].to_list() == [f"DataError: {bad.stderr[len('error: ') :].strip()}"]
     assert list(seqemb_home.glob("models/*")) == []  # the failed run left no model behind
 
 

@@ -1,4 +1,4 @@
-"""An opened alert: the card's timeline (step errors plotted, highest-error steps, every step), the
+"""An opened alert: the card's timeline (step errors plotted, the most anomalous steps, every step), the
 features that drove the alert, the nearest past confirmed frauds, and the analyst's verdict.
 
 A verdict goes through :func:`fraud.labels.record_label` (checked ids, label, analyst name and
@@ -83,14 +83,16 @@ def build(app: gr.Blocks, store: Store, models: Models, threshold: gr.Slider) ->
         color="status",
         title="Reconstruction error of each step of the card",
         x_title="step (transaction of the card, oldest first)",
-        y_title="reconstruction error",
+        y_title="reconstruction error (1 = typical genuine step)",
         color_map={"alert": "#d64545", "flagged": "#f0a030", "normal": "#6b8fd6"},
         tooltip=["txn_id", "ts", "merchant_id", "amount", "score", "fraud_kind"],
         elem_id="alert-errors",
         height=280,
     )
     with gr.Row():
-        top = gr.Dataframe(label="Highest-error steps", interactive=False, elem_id="alert-top-steps", scale=3)
+        top = gr.Dataframe(
+            label="Most anomalous steps (by score, then error)", interactive=False, elem_id="alert-top-steps", scale=3
+        )
         drivers = gr.Dataframe(
             label="Features that drove the alert", interactive=False, elem_id="alert-drivers", scale=2
         )
@@ -127,7 +129,7 @@ def build(app: gr.Blocks, store: Store, models: Models, threshold: gr.Slider) ->
             ),
             shown(
                 timeline.top_steps(TOP_STEPS).select(
-                    "step", "error", "txn_id", "merchant_id", "amount", "category", "status", "fraud_kind"
+                    "step", "score", "error", "txn_id", "merchant_id", "amount", "category", "status", "fraud_kind"
                 )
             ),
             shown(timeline.drivers),

@@ -4,7 +4,9 @@ past confirmed frauds its window resembles.
 For the card of an alert, the card's newest :data:`HISTORY` transactions are featurised with
 the scoring model (causal features, so each step sees only the card's earlier steps) and each
 step gets the model's step error ``e_t`` (the reconstruction error of the step as the last step of
-its window, as :func:`fraud.autoencoder.score_steps` defines it) and its calibrated score. The
+its window, as :func:`fraud.autoencoder.score_steps` defines it), shown relative to a typical genuine
+step (:meth:`fraud.model.FraudModel.relative_errors`: a card's first steps are compared with other
+first steps), and its calibrated score. The
 alerted step is explained with :func:`fraud.explain.explain` (its top features by squared error)
 and matched against :class:`fraud.explain.FraudNeighbours` built over the windows of known frauds
 (analyst-confirmed, or flagged in the data) of other cards.
@@ -32,7 +34,8 @@ NEIGHBOUR_FRAUDS = 1000  # newest known frauds indexed for the neighbour search
 
 @dataclass(frozen=True)
 class Timeline:
-    """``steps``: the card's transactions oldest first with ``step`` (0-based), ``error`` (``e_t``),
+    """``steps``: the card's transactions oldest first with ``step`` (0-based), ``error`` (``e_t``
+    over a typical genuine step's),
     ``score`` (calibrated), ``status`` ("alert" / "flagged" / "normal"), and ``fraud_kind`` where
     the data has one; ``alert_step``: the alerted transaction's step; ``drivers``: the alerted
     step's top features ``(feature, squared error, share)``; ``neighbours``: similar known frauds."""
@@ -43,8 +46,9 @@ class Timeline:
     neighbours: pl.DataFrame
 
     def top_steps(self, k: int = 10) -> pl.DataFrame:
-        """The ``k`` steps with the largest error, largest first."""
-        return self.steps.sort(["error", "step"], descending=[True, False]).head(k)
+        """The ``k`` most anomalous steps, most first: by calibrated score, ties (scores saturate
+        at 1) by relative error."""
+        return self.steps.sort(["score", "error", "step"], descending=[True, True, False]).head(k)
 
 
 def _featurise(model: FraudModel, transactions: pl.DataFrame) -> tuple[Features, pl.DataFrame]:
@@ -74,10 +78,14 @@ def card_timeline(
     if transactions.height == 0:
         raise NotFoundError(f"card {card_id!r} has no transactions in the store")
     features, ids = _featurise(model, transactions)
-    error = score_steps(model.autoencoder, features).astype(np.float64)
+    raw = score_steps(model.autoencoder, features).astype(np.float64)
+    before = features.steps_before()
     steps = (
-        ids.with_columns(step=pl.int_range(pl.len()), error=pl.Series(error))
-        .with_columns(score=pl.Series(model.calibration.calibrate(error)))
+        ids.with_columns(
+            step=pl.int_range(pl.len()),
+            error=pl.Series(model.relative_errors(raw, before)),
+            score=pl.Series(model.calibrate(raw, before)),
+        )
         .join(
             transactions.select("txn_id", "ts", "merchant_id", "amount", "category", "fraud_kind"),
             on="txn_id",

@@ -137,7 +137,7 @@ def test_alerts_threshold_timeline_and_label(page, demo, tmp_path: Path) -> None
 
 def test_planted_takeover_steps_have_the_highest_errors_in_the_timeline(page, demo) -> None:
     """The alert with the highest score on a planted account-takeover step: its timeline's
-    highest-error steps are the card's planted takeover steps."""
+    most anomalous steps are the card's planted takeover steps."""
     store, result = demo
     fraud = result.world.transactions.select("txn_id", "fraud_kind")
     alerts = store.read("alerts", where={"run_id": result.score_run}).join(fraud, on="txn_id")
@@ -154,8 +154,8 @@ def test_planted_takeover_steps_have_the_highest_errors_in_the_timeline(page, de
     header = table_header(page, "alert-top-steps")
     shown = table_rows(page, "alert-top-steps")
     kinds = [row[header.index("fraud_kind")] for row in shown]
-    errors = [float(row[header.index("error")]) for row in shown]
-    assert errors == sorted(errors, reverse=True)
+    scores = [float(row[header.index("score")]) for row in shown]
+    assert scores == sorted(scores, reverse=True)
     assert kinds[0] == "account_takeover"
     assert kinds[:3].count("account_takeover") >= 2, kinds
     no_problems(page)
