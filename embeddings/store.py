@@ -15,9 +15,7 @@ or inside chunks loses at most its open chunk; running it again writes exactly t
 :meth:`Store.write_all` writes several frames (of one or more tables) in one transaction: all
 their rows land together or none do.
 
-On SQLite, whose ``executemany`` row count is exact, rows go to the driver as tuples through the
-statement SQLAlchemy compiles (bind processors applied column by column), without ``RETURNING``;
-elsewhere ``RETURNING`` counts the rows written.
+How rows reach each dialect (ON CONFLICT, tuples on SQLite) is :mod:`embeddings.store_insert`.
 
 Frames in and out are polars. Column types map to ``String`` (ids and text; integer ids are
 written as their decimal text), ``Int64``, ``Float64``, ``Boolean``, ``Datetime("us")``
@@ -35,8 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from sqlalchemy import JSON, Enum, Table, Text, and_, bindparam, cast, func, insert, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, Enum, Table, Text, cast, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql import Select
@@ -44,10 +41,10 @@ from sqlalchemy.sql import Select
 from embeddings.errors import ConfigError, DataError, NotFoundError, first_line
 from embeddings.settings import default_db_url
 from embeddings.store_engine import make_engine
+from embeddings.store_insert import UPSERT_INSERTS, write_rows
 from embeddings.store_frames import (
     bind_value,
     conditions,
-    driver_rows,
     first_row,
     jsonable,
     ordering,
@@ -59,11 +56,6 @@ from embeddings.store_schema import metadata, utcnow
 from embeddings.store_schema import runs as runs_table
 
 OnConflict = Literal["ignore", "update"]
-
-# Dialects with INSERT ... ON CONFLICT; others take the look-up-then-write path.
-_UPSERT_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-# Dialects whose driver's executemany row count is exactly the rows inserted or updated.
-_EXACT_EXECUTEMANY_ROWCOUNT = {"sqlite"}
 
 
 @dataclasses.dataclass
@@ -92,8 +84,7 @@ class Store:
 
     def __init__(self, url: str | None = None) -> None:
         self.engine: Engine = make_engine(url or default_db_url())
-        self._upsert_insert = _UPSERT_INSERTS.get(self.engine.dialect.name)
-        self._exact_rowcount = self.engine.dialect.name in _EXACT_EXECUTEMANY_ROWCOUNT
+        self._upsert_insert = UPSERT_INSERTS.get(self.engine.dialect.name)
         self.create()
 
     @property
@@ -341,28 +332,7 @@ class Store:
             raise DataError(f"table '{table.name}' update: {first_line(exc.orig)}") from exc
 
     def _write_chunk(self, conn: Connection, table: Table, chunk: pl.DataFrame, replace: bool) -> int:
-        keys = [column.name for column in table.primary_key.columns]
-        if self._upsert_insert is None:
-            return _write_chunk_by_lookup(conn, table, chunk, keys, replace)
-        stmt = self._upsert_insert(table)
-        changes = {name: stmt.excluded[name] for name in chunk.columns if name not in keys}
-        if replace and changes:
-            stmt = stmt.on_conflict_do_update(index_elements=keys, set_=changes)
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-        if self._exact_rowcount:
-            compiled = stmt.compile(dialect=conn.dialect, column_keys=chunk.columns)
-            names = compiled.positiontup
-            # Only the frame's columns are bound (no Python-side default to fill per row). Rows go
-            # in primary-key order: appending to the key's B-tree is much cheaper than random inserts.
-            if names is not None and sorted(names) == sorted(chunk.columns):
-                rows = driver_rows(table, chunk.sort(keys), names, conn.dialect)
-                return conn.exec_driver_sql(compiled.string, rows).rowcount
-        rows = chunk.to_dicts()
-        # RETURNING counts exactly the rows inserted or updated; executemany rowcounts vary by driver.
-        if self.engine.dialect.insert_executemany_returning:
-            return len(conn.execute(stmt.returning(*table.primary_key.columns), rows).all())
-        return conn.execute(stmt, rows).rowcount
+        return write_rows(conn, table, chunk, replace, self._upsert_insert)
 
     def _check_references(self, table: Table, frame: pl.DataFrame) -> None:
         """Each foreign-key value of ``frame`` must exist in the referenced table."""
@@ -434,30 +404,3 @@ class Store:
         dtypes = [polars_dtype(c.type, json=pl.Object) for c in stmt.selected_columns]
         overrides = {name: dtype for name, dtype in zip(names, dtypes) if dtype is not None}
         return pl.DataFrame(rows, schema=names, schema_overrides=overrides, orient="row")
-
-
-def _write_chunk_by_lookup(conn: Connection, table: Table, chunk: pl.DataFrame, keys: list[str], replace: bool) -> int:
-    """Insert-if-absent (and update-if-present) for dialects without ON CONFLICT.
-
-    Looks up which keys exist, then inserts the others; a concurrent writer of the same keys
-    can make the chunk fail (it is then rolled back whole), never duplicate a row.
-    """
-    key_columns = [table.c[name] for name in keys]
-    wanted = chunk.select(keys)
-    found = conn.execute(select(*key_columns).where(tuple_(*key_columns).in_(wanted.rows()))).all()
-    stored = pl.DataFrame(found, schema=wanted.schema, orient="row")
-    new = chunk.join(stored, on=keys, how="anti")
-    if new.height:
-        conn.execute(insert(table), new.to_dicts())
-    others = [name for name in chunk.columns if name not in keys]
-    if not (replace and others and stored.height):
-        return new.height
-    old = chunk.join(stored, on=keys, how="semi")
-    stmt = (
-        update(table)
-        .where(and_(*(table.c[name] == bindparam(f"key_{name}") for name in keys)))
-        .values({name: bindparam(f"new_{name}") for name in others})
-    )
-    renamed = old.rename({name: f"key_{name}" for name in keys} | {name: f"new_{name}" for name in others})
-    conn.execute(stmt, renamed.to_dicts())
-    return new.height + old.height
