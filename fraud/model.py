@@ -10,9 +10,11 @@ transactions that existed at the cut-off.
 
 Steps whose window is not yet full (an entity's first ``L - 1`` transactions) are read
 against their own kind: a card's first transaction has no habits to break, reconstructs
-worse than a step with history, and would otherwise flood the alerts of a new portfolio. A
-second, *cold* calibration is fitted on all genuine cold steps (the validation slice alone
-holds too few of them: by then most entities have a history) and calibrates those steps.
+worse than a step with history, and would otherwise flood the alerts of a new portfolio. Each
+cold position ``k = 0 .. L - 2`` (``k`` earlier steps) gets its own *cold* calibration, fitted on
+every genuine step at that position (the validation slice alone holds too few of them: by then
+most entities have a history); a position with fewer than :data:`MIN_COLD_STEPS` genuine steps
+keeps the main calibration.
 
 Analysts' labels (:mod:`fraud.labels`) count as known labels: a transaction an analyst
 confirmed as fraud leaves the training windows and the calibration sample, one they marked a
@@ -25,7 +27,7 @@ step as the last step of its window) and a calibrated one in ``[0, 1]`` (the sha
 validation steps that scored lower).
 
 A saved model is a directory: ``fraud_model.json`` (schema, transaction id column, config,
-validation cut-off), ``calibration.json``, ``cold_calibration.json`` (when fitted), ``autoencoder/`` (config JSON + weights loaded with
+validation cut-off), ``calibration.json``, ``cold_calibration.json`` (one per cold position, null where not fitted), ``autoencoder/`` (config JSON + weights loaded with
 ``weights_only=True``) and, when the features used counterparty vectors, ``counterparty/``.
 :func:`run_train_fraud` is the job behind ``seqemb train-fraud``: it records a run of kind
 ``fraud_model`` and saves the model directory.
@@ -67,7 +69,7 @@ FRAUD_MODEL_KIND = "fraud_model"
 MODEL_FILE = "fraud_model.json"
 CALIBRATION_FILE = "calibration.json"
 COLD_CALIBRATION_FILE = "cold_calibration.json"
-MIN_COLD_STEPS = 100  # fewer genuine cold steps than this: calibrate them with the main calibration
+MIN_COLD_STEPS = 100  # fewer genuine steps at a cold position than this: it keeps the main calibration
 AUTOENCODER_DIR = "autoencoder"
 COUNTERPARTY_DIR = "counterparty"
 FORMAT = 1
@@ -141,27 +143,34 @@ class FraudModel:
     calibration: Calibration
     counterparty: Embeddings | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
-    cold_calibration: Calibration | None = None
+    cold_calibrations: list[Calibration | None] = field(default_factory=list)  # [k]: steps with k earlier steps
 
     def calibrate(self, raw: np.ndarray, steps_before: np.ndarray) -> np.ndarray:
         """Calibrated scores in ``[0, 1]`` of raw step scores ``[n]`` whose entities had ``steps_before``
-        ``[n]`` earlier steps: the cold calibration for steps whose window is not full, when fitted."""
+        ``[n]`` earlier steps: a step whose window is not full uses its position's cold calibration."""
+        raw = np.asarray(raw, dtype=np.float64)
         calibrated = self.calibration.calibrate(raw)
-        if self.cold_calibration is not None:
-            cold = np.asarray(steps_before) < self.config.autoencoder.window - 1
-            if cold.any():
-                calibrated[cold] = self.cold_calibration.calibrate(np.asarray(raw)[cold])
+        for at, calibration in self._cold_positions(steps_before):
+            calibrated[at] = calibration.calibrate(raw[at])
         return calibrated
 
     def relative_errors(self, raw: np.ndarray, steps_before: np.ndarray) -> np.ndarray:
         """Raw step scores ``[n]`` over the median genuine score of their calibration (cold or full
         window, as :meth:`calibrate` picks): 1 is a typical genuine step. Unlike the calibrated score
         it does not saturate, and unlike the raw score it compares a card's first steps with the rest."""
-        relative = np.asarray(raw, dtype=np.float64) / max(self.calibration.median, 1e-12)
-        if self.cold_calibration is not None:
-            cold = np.asarray(steps_before) < self.config.autoencoder.window - 1
-            relative[cold] = np.asarray(raw, dtype=np.float64)[cold] / max(self.cold_calibration.median, 1e-12)
+        raw = np.asarray(raw, dtype=np.float64)
+        relative = raw / max(self.calibration.median, 1e-12)
+        for at, calibration in self._cold_positions(steps_before):
+            relative[at] = raw[at] / max(calibration.median, 1e-12)
         return relative
+
+    def _cold_positions(self, steps_before: np.ndarray):
+        """``(mask, calibration)`` for each fitted cold position that some of the steps are at."""
+        steps_before = np.asarray(steps_before)
+        for k, calibration in enumerate(self.cold_calibrations):
+            at = steps_before == k
+            if calibration is not None and at.any():
+                yield at, calibration
 
     @property
     def scoring_schema(self) -> TransactionSchema:
@@ -214,8 +223,8 @@ class FraudModel:
             }
             (tmp / MODEL_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
             (tmp / CALIBRATION_FILE).write_text(json.dumps(self.calibration.to_dict()), encoding="utf-8")
-            if self.cold_calibration is not None:
-                (tmp / COLD_CALIBRATION_FILE).write_text(json.dumps(self.cold_calibration.to_dict()), encoding="utf-8")
+            cold = [None if c is None else c.to_dict() for c in self.cold_calibrations]
+            (tmp / COLD_CALIBRATION_FILE).write_text(json.dumps(cold), encoding="utf-8")
             save_autoencoder(self.autoencoder, tmp / AUTOENCODER_DIR)
             if self.counterparty is not None:
                 self.counterparty.save(tmp / COUNTERPARTY_DIR)
@@ -240,9 +249,10 @@ class FraudModel:
             Embeddings.load(directory / COUNTERPARTY_DIR) if (directory / COUNTERPARTY_DIR).exists() else None
         )
         cold = directory / COLD_CALIBRATION_FILE
-        cold_calibration = Calibration.from_dict(read_json(cold, dict)) if cold.exists() else None
+        stored = read_json(cold, list) if cold.exists() else []
+        cold_calibrations = [None if c is None else Calibration.from_dict(c) for c in stored]
         return cls(
-            schema, config, autoencoder, calibration, counterparty, dict(meta.get("metrics", {})), cold_calibration
+            schema, config, autoencoder, calibration, counterparty, dict(meta.get("metrics", {})), cold_calibrations
         )
 
 
@@ -287,13 +297,15 @@ def train_fraud_model(
     genuine = np.ones(features.n_steps, dtype=bool)
     if "label" in features.frame.columns:
         genuine = features.frame["label"].to_numpy() == 0
-    cold = features.steps_before() < config.autoencoder.window - 1
+    steps_before = features.steps_before()
+    cold = steps_before < config.autoencoder.window - 1
     validation = (features.frame["ts"] >= cutoff).to_numpy() & genuine & ~cold
     if not validation.any():
         raise DataError("no genuine transactions with a full window in the validation slice to calibrate on")
     calibration = Calibration.fit(raw[validation])
     cold_genuine = cold & genuine
-    cold_calibration = Calibration.fit(raw[cold_genuine]) if cold_genuine.sum() >= MIN_COLD_STEPS else None
+    at = [cold_genuine & (steps_before == k) for k in range(config.autoencoder.window - 1)]
+    cold_calibrations = [Calibration.fit(raw[mask]) if mask.sum() >= MIN_COLD_STEPS else None for mask in at]
     metrics: dict[str, Any] = {
         "transactions": frame.height,
         "entities": features.n_entities,
@@ -311,7 +323,7 @@ def train_fraud_model(
             from sklearn.metrics import roc_auc_score
 
             metrics["validation_auc"] = round(float(roc_auc_score(labels[held], raw[held])), 4)
-    return FraudModel(schema, config, autoencoder, calibration, counterparty_vectors, metrics, cold_calibration)
+    return FraudModel(schema, config, autoencoder, calibration, counterparty_vectors, metrics, cold_calibrations)
 
 
 def _with_analyst_labels(frame: pl.DataFrame, labels: pl.DataFrame) -> tuple[pl.DataFrame, int]:
