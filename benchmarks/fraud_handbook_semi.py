@@ -97,6 +97,8 @@ SEMI_VARIANTS: dict[str, SemiConfig] = {
     "forest_no_embedding": SemiConfig(use_embedding=False),
     "forest_balanced_leaf5": SemiConfig(class_weight="balanced", min_samples_leaf=5),
     "forest_leaf3": SemiConfig(min_samples_leaf=3),
+    "forest_leaf3_t300": SemiConfig(min_samples_leaf=3, n_trees=300),
+    "forest_leaf5_t300": SemiConfig(min_samples_leaf=5, n_trees=300),
     "boosted": SemiConfig(classifier="boosted"),
     "boosted_lr05_leaf15_msl50": SemiConfig(
         classifier="boosted",
@@ -120,7 +122,7 @@ SEMI_VARIANTS: dict[str, SemiConfig] = {
     "logistic": SemiConfig(classifier="logistic"),
     "logistic_balanced": SemiConfig(classifier="logistic", class_weight="balanced"),
 }
-SEMI_VARIANT = "forest"
+SEMI_VARIANT = "forest_leaf5_t300"
 
 
 def run_semi(
