@@ -30,7 +30,7 @@ from embeddings.vectors import Embeddings, unit_rows
 
 _US_PER_S = 1_000_000.0
 _TWO_PI = 2.0 * np.pi
-_FIXED_POINT = float(2**20)  # resolution of the running counterparty-vector sums
+FIXED_POINT = float(2**20)  # resolution of the running counterparty-vector sums (shared with fraud.stream)
 
 # Base features, in matrix column order; counterparty features follow when vectors are given.
 BASE_FEATURES = (
@@ -269,10 +269,10 @@ def _counterparty_features(
     # Sum of the entity's earlier unit vectors, from a cumulative sum in fixed point: integer sums
     # are exact, so "global prefix minus the prefix at the entity's start" depends on the entity's
     # own earlier rows only (exact causality, no rounding carried in from other entities).
-    fixed = np.rint(current * _FIXED_POINT).astype(np.int64)  # int64 sums are exact (any wrap-around cancels below)
+    fixed = np.rint(current * FIXED_POINT).astype(np.int64)  # int64 sums are exact (any wrap-around cancels below)
     before = np.cumsum(fixed, axis=0) - fixed  # sum over all rows before each row
     first_row = np.repeat(offsets[:-1], np.diff(offsets))
-    earlier = (before - before[first_row]).astype(np.float64) / _FIXED_POINT
+    earlier = (before - before[first_row]).astype(np.float64) / FIXED_POINT
     dot = np.einsum("ij,ij->i", current.astype(np.float64), earlier)
     norm = np.linalg.norm(current, axis=1).astype(np.float64) * np.linalg.norm(earlier, axis=1)
     cosine = np.divide(dot, norm, out=np.zeros_like(dot), where=norm > 0)

@@ -46,13 +46,12 @@ import torch
 from embeddings.errors import DataError, first_line
 from embeddings.sources import Source
 from embeddings.vectors import unit_rows
-from fraud.features import BASE_FEATURES, COUNTERPARTY_FEATURES, step_features
+from fraud.features import BASE_FEATURES, COUNTERPARTY_FEATURES, FIXED_POINT, step_features
 from fraud.model import FraudModel
 
 _US_PER_S = 1_000_000
 _US_PER_DAY = 86_400 * _US_PER_S
 _TWO_PI = 2.0 * math.pi
-_FIXED_POINT = float(2**20)  # as fraud.features: resolution of the running counterparty-vector sums
 _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
@@ -170,7 +169,7 @@ class StreamScorer:
         last_us = frame["ts"].dt.epoch("us").to_numpy()[last]
         if self._unit is not None:
             cp_columns = slice(len(BASE_FEATURES) + len(COUNTERPARTY_FEATURES), None)
-            fixed = np.rint(features.matrix[:, cp_columns] * _FIXED_POINT).astype(np.int64)
+            fixed = np.rint(features.matrix[:, cp_columns] * FIXED_POINT).astype(np.int64)
             cp_sums = np.add.reduceat(fixed, offsets[:-1], axis=0)
         keep = self.window - 1
         entities = features.entities().to_list()
@@ -322,13 +321,13 @@ class StreamScorer:
             counterparty_sum = np.zeros(self._unit.shape[1], dtype=np.int64) if first else state.counterparty_sum
             index = self._counterparty_index.get(counterparty)
             current = np.zeros(self._unit.shape[1], dtype=np.float32) if index is None else self._unit[index]
-            earlier = counterparty_sum.astype(np.float64) / _FIXED_POINT
+            earlier = counterparty_sum.astype(np.float64) / FIXED_POINT
             norm = float(np.linalg.norm(current)) * float(np.linalg.norm(earlier))
             cosine = float(current.astype(np.float64) @ earlier) / norm if norm > 0 else 0.0
             row[len(base)] = float(index is None)
             row[len(base) + 1] = cosine
             row[len(base) + 2 :] = current
-            counterparty_sum = counterparty_sum + np.rint(current * _FIXED_POINT).astype(np.int64)
+            counterparty_sum = counterparty_sum + np.rint(current * FIXED_POINT).astype(np.int64)
         row = (row - self._mean) / self._std
         steps = row[None] if first else np.concatenate([state.recent, row[None]])
         recent = steps[1:] if steps.shape[0] == self.window else steps  # the last L - 1 steps

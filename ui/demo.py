@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter
 
+import numpy as np
 import polars as pl
 
 from embeddings.data import EventSchema
@@ -181,8 +182,8 @@ def fraud_agreement(store: Store, run_id: str, world: World) -> dict[str, float]
     quality: dict[str, float] = {}
     for kind in sorted(scored["fraud_kind"].drop_nulls().unique().to_list()):
         fraud = scored.filter(pl.col("fraud_kind") == kind)["score"].to_numpy()
-        labels = [0] * genuine.size + [1] * fraud.size
-        quality[f"{kind}_auc"] = round(float(roc_auc_score(labels, list(genuine) + list(fraud))), 4)
+        labels = np.concatenate([np.zeros(genuine.size), np.ones(fraud.size)])
+        quality[f"{kind}_auc"] = round(float(roc_auc_score(labels, np.concatenate([genuine, fraud]))), 4)
     alerts = store.read("alerts", where={"run_id": run_id}, columns=["txn_id"]).join(
         world.transactions.select("txn_id", "is_fraud"), on="txn_id"
     )

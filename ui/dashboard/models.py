@@ -46,9 +46,7 @@ class Models:
 
     def fraud(self, score_run_id: str) -> tuple[FraudModel, str]:
         """The fraud model a ``score`` run used, and its directory."""
-        config = self.store.get_run(score_run_id)["config"] or {}
-        if isinstance(config, str):
-            config = json.loads(config)
+        config = self.store.get_run(score_run_id)["config"] or {}  # decoded JSON
         path = config.get("model_path")
         if not path or not Path(path).is_dir():
             raise NotFoundError(f"the model of score run {score_run_id} is not on disk ({path})")
