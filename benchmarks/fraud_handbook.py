@@ -235,12 +235,37 @@ def validate(
     variants: list[str],
     ae_variant: str,
     semi_variants: list[str],
+    weeks: int = 1,
 ) -> dict[str, Any]:
-    """AE variants, semi-supervised variants (on ``ae_variant``'s autoencoder) and the peers on a
-    validation split carved from before the test week: the handbook's protocol moved back two
-    weeks (train 2018-07-11 .. 07-17, delay 07-18 .. 07-24, validation = the handbook's training
-    week 07-25 .. 07-31, whose labels are all known by the first test day)."""
-    split = handbook_split(TRAIN_START - dt.timedelta(days=14))
+    """AE variants, semi-supervised variants (on ``ae_variant``'s autoencoder) and the peers on
+    ``weeks`` validation splits carved from before the test week: the handbook's protocol moved
+    back two weeks (train 2018-07-11 .. 07-17, delay 07-18 .. 07-24, validation = the handbook's
+    training week 07-25 .. 07-31, whose labels are all known by the first test day), then one
+    more week back for each further split. Each model's figures are the means over the splits;
+    ``folds`` holds each split's."""
+    folds = [
+        validation_fold(tx, config, train_days, seed, variants, ae_variant, semi_variants, k) for k in range(weeks)
+    ]
+    out: dict[str, Any] = {"folds": folds}
+    for name, first in folds[0].items():
+        if isinstance(first, dict) and "auc" in first:
+            out[name] = {k: float(np.mean([f[name][k] for f in folds])) for k in METRICS}
+            show(f"validation mean over {weeks} week(s) {name}", out[name])
+    return out
+
+
+def validation_fold(
+    tx: pl.DataFrame,
+    config: AutoencoderConfig,
+    train_days: int,
+    seed: int,
+    variants: list[str],
+    ae_variant: str,
+    semi_variants: list[str],
+    weeks_back: int,
+) -> dict[str, Any]:
+    """:func:`validate` on one split: the handbook's protocol moved back ``2 + weeks_back`` weeks."""
+    split = handbook_split(TRAIN_START - dt.timedelta(days=14 + 7 * weeks_back))
     train, val = train_test(tx, split)
     out: dict[str, Any] = {"split": split.describe(), "n_val": val.height, "n_val_fraud": int(val["TX_FRAUD"].sum())}
     peers = run_peers(train, val, seed)
@@ -253,13 +278,13 @@ def validate(
             cache[key] = ae_features(tx, key)
         r, model = run_ae(cache[key], val, split, vconfig, vdays, variant)
         out[variant] = {k: r[f"ae_{k}"] for k in METRICS}
-        show(f"validation {variant}", out[variant])
+        show(f"validation {split.describe()['test']} {variant}", out[variant])
         if variant == ae_variant:
             for name, r in semi_results(cache[key], model, train, val, semi_variants).items():
                 out[f"semi_{name}"] = {k: r[f"semi_{k}"] for k in METRICS}
-                show(f"validation semi_{name}", out[f"semi_{name}"])
+                show(f"validation {split.describe()['test']} semi_{name}", out[f"semi_{name}"])
     for peer in ("iforest", "rf"):
-        show(f"validation {peer}", out[peer])
+        show(f"validation {split.describe()['test']} {peer}", out[peer])
     return out
 
 
@@ -340,6 +365,12 @@ def main(argv: list[str] | None = None) -> None:
         help="also run these semi-supervised variants (all when none named) on the validation split, on the "
         "--ae-variant autoencoder",
     )
+    parser.add_argument(
+        "--validation-weeks",
+        type=int,
+        default=1,
+        help="validation splits for --validate / --validate-semi, each one week further back (figures: means)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     begun = time.perf_counter()
@@ -360,7 +391,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.validate is not None or args.validate_semi is not None:
         semi_variants = list(SEMI_VARIANTS) if args.validate_semi == [] else args.validate_semi or []
         results["validation"] = validate(
-            tx, config, args.ae_train_days, args.seeds[0], args.validate or [], args.ae_variant, semi_variants
+            tx,
+            config,
+            args.ae_train_days,
+            args.seeds[0],
+            args.validate or [],
+            args.ae_variant,
+            semi_variants,
+            args.validation_weeks,
         )
     features = None
     if not args.skip_ae:

@@ -99,6 +99,7 @@ SEMI_VARIANTS: dict[str, SemiConfig] = {
     "forest_leaf3": SemiConfig(min_samples_leaf=3),
     "forest_leaf3_t300": SemiConfig(min_samples_leaf=3, n_trees=300),
     "forest_leaf5_t300": SemiConfig(min_samples_leaf=5, n_trees=300),
+    "forest_leaf5_t300_no_history": SemiConfig(min_samples_leaf=5, n_trees=300, use_history=False),
     "boosted": SemiConfig(classifier="boosted"),
     "boosted_lr05_leaf15_msl50": SemiConfig(
         classifier="boosted",

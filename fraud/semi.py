@@ -5,7 +5,14 @@ For every step ``t`` the model reads (all causal: functions of steps ``<= t`` on
     u_t = [ log(eps + e_t),                 the AE step score (score_steps)
             log(eps + mean_i e_{t,i}),       the window score (mean error of the window ending at t)
             z_t,                             the window's bottleneck embedding (embed_windows)
+            max_{0<k<L} r_{t-k},             the largest amount_ratio among the window's earlier steps
             x_t ]                            the step's features (Features.matrix row t)
+
+The window's largest earlier ``amount_ratio`` (``window_max_amount_ratio``, 0 when the step is
+the entity's first) carries what one step cannot: a card that already made an unusually large
+payment in its last ``L - 1`` steps is likelier compromised now (on the Fraud Detection Handbook
+data it raised validation Average Precision by 0.019 on each of four validation weeks, see
+``benchmarks/fraud_handbook.py``).
 
 and fits a small classifier on the labelled steps only (``labels == 0`` genuine, ``1`` fraud,
 ``-1`` unlabelled, ignored). The score ``P(fraud | u_t)`` is a probability in [0, 1], reported next
@@ -65,6 +72,7 @@ TREE_MODELS: dict[str, tuple[type[Trees], str]] = {"forest": (Forest, FOREST_FIL
 FORMAT = 2
 EPS = 1e-6
 CLASSIFIERS = ("forest", "boosted", "logistic")
+HISTORY_INPUT = "window_max_amount_ratio"
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,7 @@ class SemiConfig:
     max_iter: int = 2000  # logistic
     class_weight: str | None = None  # "balanced" or None (both classifiers)
     use_embedding: bool = True  # include the bottleneck vector z_t
+    use_history: bool = True  # include the window's largest earlier amount_ratio
     use_features: bool = True  # include the step's features x_t
     min_per_class: int = 1  # labelled steps needed of each class
 
@@ -111,6 +120,8 @@ def semi_inputs(
     parts = [np.log(EPS + errors[:, -1:]), np.log(EPS + np.nanmean(errors, axis=1, keepdims=True))]
     if config.use_embedding:
         parts.append(embed_windows(model, features))
+    if config.use_history:
+        parts.append(window_max_earlier(features, "amount_ratio", model.config.window)[:, None])
     if config.use_features:
         parts.append(features.matrix)
     inputs = np.nan_to_num(
@@ -119,11 +130,26 @@ def semi_inputs(
     return inputs, input_names(model, features, config)
 
 
+def window_max_earlier(features: Features, column: str, window: int) -> np.ndarray:
+    """For every step, the largest value of feature ``column`` over the entity's previous
+    ``window - 1`` steps (the earlier steps of the window ending at it), float64 ``[n_steps]``;
+    0 at an entity's first step. Causal: step ``t`` reads steps ``t-window+1 .. t-1`` only."""
+    values = features.matrix[:, features.names.index(column)].astype(np.float64)
+    before = features.steps_before()
+    best = np.full(features.n_steps, -np.inf)
+    for lag in range(1, window):
+        has = np.flatnonzero(before >= lag)
+        best[has] = np.maximum(best[has], values[has - lag])
+    return np.where(np.isfinite(best), best, 0.0)
+
+
 def input_names(model: SequenceAutoencoder, features: Features, config: SemiConfig) -> list[str]:
     """The names of :func:`semi_inputs`' columns under ``config`` (nothing computed)."""
     names = ["ae_step_score", "ae_window_score"]
     if config.use_embedding:
         names += [f"z{i}" for i in range(model.config.bottleneck)]
+    if config.use_history:
+        names.append(HISTORY_INPUT)
     if config.use_features:
         names += list(features.names)
     return names
@@ -190,7 +216,8 @@ def load_semi(directory: str | os.PathLike) -> SemiModel:
     source = directory / CONFIG_FILE
     try:
         known = {f.name for f in fields(SemiConfig)}
-        config = SemiConfig(**{k: v for k, v in meta["config"].items() if k in known})
+        saved = {"use_history": False} | meta["config"]  # models saved before the history input lack the flag
+        config = SemiConfig(**{k: v for k, v in saved.items() if k in known})
         names = [str(n) for n in meta["input_names"]]
         counts = int(meta.get("n_labelled", 0)), int(meta.get("n_fraud", 0))
         if config.classifier == "logistic":

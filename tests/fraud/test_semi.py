@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
@@ -12,7 +14,17 @@ from embeddings.errors import ConfigError, DataError, NotFoundError
 from embeddings.store import Store
 from fraud.autoencoder import score_steps
 from fraud.labels import read_labels, record_label
-from fraud.semi import BOOSTED_FILE, FOREST_FILE, SemiConfig, load_semi, step_labels, train_semi
+from fraud.semi import (
+    BOOSTED_FILE,
+    FOREST_FILE,
+    HISTORY_INPUT,
+    SemiConfig,
+    load_semi,
+    semi_inputs,
+    step_labels,
+    train_semi,
+    window_max_earlier,
+)
 from fraud.trees import Boosted, Forest
 
 
@@ -56,6 +68,31 @@ def test_semi_save_load_round_trip_without_pickle(tmp_path, model, features, sem
     np.testing.assert_allclose(loaded.score(model, features), semi.score(model, features), rtol=1e-6, atol=1e-7)
     with pytest.raises(NotFoundError):
         load_semi(tmp_path / "nothing")
+
+
+def test_window_max_earlier_reads_only_the_windows_earlier_steps(model, features):
+    window = model.config.window
+    got = window_max_earlier(features, "amount_ratio", window)
+    ratio = features.matrix[:, features.names.index("amount_ratio")]
+    for e in range(0, features.n_entities, 7):
+        lo, hi = features.offsets[e], features.offsets[e + 1]
+        for t in range(lo, hi):
+            earlier = ratio[max(lo, t - window + 1) : t]
+            assert got[t] == (earlier.max() if earlier.size else 0.0)
+    inputs, names = semi_inputs(model, features)
+    np.testing.assert_array_equal(inputs[:, names.index(HISTORY_INPUT)], got)
+
+
+def test_a_model_saved_without_the_history_input_still_loads(tmp_path, model, features, split):
+    labelled, truth = split
+    old = train_semi(model, features, np.where(labelled, truth, -1), SemiConfig(n_trees=5, use_history=False))
+    path = old.save(tmp_path / "old")
+    meta = json.loads((path / "semi.json").read_text())
+    del meta["config"]["use_history"]  # as the models written before the flag existed
+    (path / "semi.json").write_text(json.dumps(meta))
+    loaded = load_semi(path)
+    assert HISTORY_INPUT not in loaded.input_names
+    np.testing.assert_array_equal(loaded.score(model, features), old.score(model, features))
 
 
 def test_forest_arrays_predict_exactly_what_sklearn_does():
