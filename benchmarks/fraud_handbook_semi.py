@@ -3,12 +3,12 @@
 :func:`run_semi` trains :mod:`fraud.semi` on the labels of the training week only (the handbook's
 protocol: those labels are all known when the test week starts, after the one-week delay; the
 delay week's and test week's labels are never used) and scores the test week; its inputs are the
-trained autoencoder's step score, window score and bottleneck vector plus the step features the
-autoencoder reads (8 base step features and the handbook's 14 baseline features), see
+trained autoencoder's step score, window score and bottleneck vector, the window's largest earlier
+amount ratio, and the step features the autoencoder reads (8 base step features and the handbook's 14 baseline features), see
 :func:`fraud.semi.semi_inputs`.
 
 :data:`PUBLISHED` quotes the handbook's own result tables (notebook outputs in
-``Fraud-Detection-Handbook/fraud-detection-handbook``, read with the ``read_file`` tool). Only
+``Fraud-Detection-Handbook/fraud-detection-handbook``, read from the handbook's repository). Only
 Chapter 3 evaluates on exactly our split; Chapters 5 and 7 report the mean (+/- std) over four
 prequential test weeks (training weeks starting 2018-07-25, 08-01, 08-08, 08-15; test weeks
 2018-08-08 .. 2018-09-04), with hyper-parameters chosen on validation weeks, so they are the same
