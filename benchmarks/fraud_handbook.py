@@ -255,48 +255,38 @@ def validate(
     training week 07-25 .. 07-31, whose labels are all known by the first test day), then one
     more week back for each further split. Each model's figures are the means over the splits;
     ``folds`` holds each split's."""
-    folds = [
-        validation_fold(tx, config, train_days, seed, variants, ae_variant, semi_variants, k) for k in range(weeks)
-    ]
+    folds = []
+    for back in range(weeks):
+        split = handbook_split(TRAIN_START - dt.timedelta(days=14 + 7 * back))
+        train, val = train_test(tx, split)
+        week = split.describe()["test"]
+        fold: dict[str, Any] = {
+            "split": split.describe(),
+            "n_val": val.height,
+            "n_val_fraud": int(val["TX_FRAUD"].sum()),
+        }
+        peers = run_peers(train, val, seed)
+        for peer in ("iforest", "rf"):
+            fold[peer] = {k: peers[f"{peer}_{k}"] for k in METRICS}
+            show(f"validation {week} {peer}", fold[peer])
+        cache: dict[str, Features] = {}
+        for variant in variants + ([ae_variant] if semi_variants and ae_variant not in variants else []):
+            key, vconfig, vdays = variant_setup(variant, config, train_days)
+            if key not in cache:
+                cache[key] = ae_features(tx, key)
+            r, model = run_ae(cache[key], val, split, vconfig, vdays, variant)
+            fold[variant] = {k: r[f"ae_{k}"] for k in METRICS}
+            show(f"validation {week} {variant}", fold[variant])
+            if variant == ae_variant:
+                for name, r in semi_results(cache[key], model, train, val, semi_variants).items():
+                    fold[f"semi_{name}"] = {k: r[f"semi_{k}"] for k in METRICS}
+                    show(f"validation {week} semi_{name}", fold[f"semi_{name}"])
+        folds.append(fold)
     out: dict[str, Any] = {"folds": folds}
     for name, first in folds[0].items():
         if isinstance(first, dict) and "auc" in first:
             out[name] = {k: float(np.mean([f[name][k] for f in folds])) for k in METRICS}
             show(f"validation mean over {weeks} week(s) {name}", out[name])
-    return out
-
-
-def validation_fold(
-    tx: pl.DataFrame,
-    config: AutoencoderConfig,
-    train_days: int,
-    seed: int,
-    variants: list[str],
-    ae_variant: str,
-    semi_variants: list[str],
-    weeks_back: int,
-) -> dict[str, Any]:
-    """:func:`validate` on one split: the handbook's protocol moved back ``2 + weeks_back`` weeks."""
-    split = handbook_split(TRAIN_START - dt.timedelta(days=14 + 7 * weeks_back))
-    train, val = train_test(tx, split)
-    out: dict[str, Any] = {"split": split.describe(), "n_val": val.height, "n_val_fraud": int(val["TX_FRAUD"].sum())}
-    peers = run_peers(train, val, seed)
-    for peer in ("iforest", "rf"):
-        out[peer] = {k: peers[f"{peer}_{k}"] for k in METRICS}
-    cache: dict[str, Features] = {}
-    for variant in variants + ([ae_variant] if semi_variants and ae_variant not in variants else []):
-        key, vconfig, vdays = variant_setup(variant, config, train_days)
-        if key not in cache:
-            cache[key] = ae_features(tx, key)
-        r, model = run_ae(cache[key], val, split, vconfig, vdays, variant)
-        out[variant] = {k: r[f"ae_{k}"] for k in METRICS}
-        show(f"validation {split.describe()['test']} {variant}", out[variant])
-        if variant == ae_variant:
-            for name, r in semi_results(cache[key], model, train, val, semi_variants).items():
-                out[f"semi_{name}"] = {k: r[f"semi_{k}"] for k in METRICS}
-                show(f"validation {split.describe()['test']} semi_{name}", out[f"semi_{name}"])
-    for peer in ("iforest", "rf"):
-        show(f"validation {split.describe()['test']} {peer}", out[peer])
     return out
 
 
