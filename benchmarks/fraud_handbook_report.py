@@ -45,7 +45,7 @@ def report(results: dict[str, Any]) -> None:
         print(f"bar {name}: {'met' if met else 'NOT met'}")
     if "prequential" in results:
         r = results["prequential"]
-        print("prequential (4 folds, seed 0), mean +/- std:")
+        print(f"prequential (4 folds, seeds {r['seeds']}), mean +/- std over the folds:")
         for model in MODELS:
             print(
                 f"    {model:9}" + "".join(f"{r[f'{model}_{k}']:>9.4f}+/-{r[f'{model}_{k}_std']:.4f}" for k in METRICS)
