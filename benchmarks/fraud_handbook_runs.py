@@ -184,13 +184,13 @@ def prequential(
     mean over the seeds; the result is the mean over the folds, ``*_std`` the standard deviation
     over the folds (the spread the handbook's tables show); ``per_seed`` each seed's fold mean."""
     keys = [f"{m}_{x}" for m in MODELS for x in METRICS]
+    splits = [handbook_split(TRAIN_START + dt.timedelta(days=7 * k)) for k in range(4)]
+    weeks = [train_test(tx, split) for split in splits[1:]]  # fold 0, the main split, is in per_seed
     runs = np.empty((len(per_seed), 4, len(keys)))  # [seed, fold, key]
     for i, first in enumerate(per_seed):
         runs[i, 0] = [first[key] for key in keys]
         seed_config = replace(config, seed=first["seed"])
-        for k in range(1, 4):
-            split = handbook_split(TRAIN_START + dt.timedelta(days=7 * k))
-            train, test = train_test(tx, split)
+        for k, (split, (train, test)) in enumerate(zip(splits[1:], weeks), start=1):
             r = run_peers(train, test, seed_config.seed)
             ae, model = run_ae(features, test, split, seed_config, train_days, variant)
             r |= ae | semi_results(features, model, train, test, [variant_semi])[variant_semi]
@@ -198,10 +198,9 @@ def prequential(
             for m in ("semi", "rf"):
                 show(f"prequential seed {seed_config.seed} fold {k} {m}", {x: r[f"{m}_{x}"] for x in METRICS})
     folds = runs.mean(axis=0)
-    splits = [handbook_split(TRAIN_START + dt.timedelta(days=7 * k)).describe() for k in range(4)]
     out: dict[str, Any] = {
         "seeds": [r["seed"] for r in per_seed],
-        "folds": [dict(zip(keys, fold.tolist())) | {"split": split} for fold, split in zip(folds, splits)],
+        "folds": [dict(zip(keys, fold.tolist())) | {"split": split.describe()} for fold, split in zip(folds, splits)],
         "per_seed": [
             {"seed": r["seed"]} | dict(zip(keys, run.mean(axis=0).tolist())) for r, run in zip(per_seed, runs)
         ],
