@@ -143,9 +143,11 @@ class SequenceAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x, mask), x.shape[1])
 
-    def step_errors(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-step errors ``e_i = sum_f w_f (y_if - x_if)^2``, ``[B, L]`` (0 on padding)."""
-        return (((self(x, mask) - x) ** 2) * self.weights).sum(dim=-1) * mask
+    def step_errors(self, x: torch.Tensor, mask: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-step errors ``e_i = sum_f w_f (y_if - x_if)^2``, ``[B, L]`` (0 on padding); ``z``:
+        the windows' bottleneck vectors when already encoded."""
+        y = self.decode(z, x.shape[1]) if z is not None else self(x, mask)
+        return (((y - x) ** 2) * self.weights).sum(dim=-1) * mask
 
     def last_step_errors(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``step_errors(x, mask)[:, -1]``, ``[B]``, projecting only the decoder's last output.
@@ -286,17 +288,26 @@ def window_batches(model: SequenceAutoencoder, features: Features, rows: np.ndar
         yield part, rows[part], *_windows(standardised, first, rows[part], model.config.window)
 
 
-@torch.no_grad()
 def window_errors(model: SequenceAutoencoder, features: Features) -> np.ndarray:
     """Per-step errors of the window ending at every step, float32 ``[n_steps, L]``.
 
     Column ``L - 1`` is the step itself, column ``L - 1 - k`` the step ``k`` before it; NaN where
     the entity has fewer earlier steps. Batched (``config.score_batch_size`` windows at a time).
     """
-    out = np.empty((features.n_steps, model.config.window), dtype=np.float32)
+    return window_errors_and_vectors(model, features)[0]
+
+
+@torch.no_grad()
+def window_errors_and_vectors(model: SequenceAutoencoder, features: Features) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`window_errors` ``[n_steps, L]`` and :func:`embed_windows` ``[n_steps, bottleneck]``
+    in one pass: each window is built and encoded once."""
+    errors = np.empty((features.n_steps, model.config.window), dtype=np.float32)
+    vectors = np.empty((features.n_steps, model.config.bottleneck), dtype=np.float32)
     for _, ends, x, mask in window_batches(model, features):
-        out[ends] = torch.where(mask > 0, model.step_errors(x, mask), torch.nan).cpu().numpy()
-    return out
+        z = model.encode(x, mask)
+        errors[ends] = torch.where(mask > 0, model.step_errors(x, mask, z), torch.nan).cpu().numpy()
+        vectors[ends] = z.cpu().numpy()
+    return errors, vectors
 
 
 @torch.no_grad()

@@ -61,7 +61,7 @@ from sklearn.linear_model import LogisticRegression
 
 from embeddings.errors import ConfigError, DataError
 from embeddings.files import atomic_directory, read_manifest
-from fraud.autoencoder import SequenceAutoencoder, embed_windows, window_errors
+from fraud.autoencoder import SequenceAutoencoder, window_errors_and_vectors
 from fraud.features import Features
 from fraud.trees import Boosted, Forest, Trees
 
@@ -116,10 +116,10 @@ def semi_inputs(
 ) -> tuple[np.ndarray, list[str]]:
     """The classifier's raw inputs ``[n_steps, d]`` float64 and their names (see the module doc)."""
     config = config or SemiConfig()
-    errors = window_errors(model, features)
+    errors, vectors = window_errors_and_vectors(model, features)  # the vectors come with the errors
     parts = [np.log(EPS + errors[:, -1:]), np.log(EPS + np.nanmean(errors, axis=1, keepdims=True))]
     if config.use_embedding:
-        parts.append(embed_windows(model, features))
+        parts.append(vectors)
     if config.use_history:
         parts.append(window_max_earlier(features, "amount_ratio", model.config.window)[:, None])
     if config.use_features:
