@@ -4,8 +4,8 @@
 protocol: those labels are all known when the test week starts, after the one-week delay; the
 delay week's and test week's labels are never used) and scores the test week; its inputs are the
 trained autoencoder's step score, window score and bottleneck vector, the window's largest earlier
-amount ratio, and the step features the autoencoder reads (8 base step features and the handbook's 14 baseline features), see
-:func:`fraud.semi.semi_inputs`.
+amount ratio, and the step features the autoencoder reads (8 base step features and the
+handbook's 14 baseline features), see :func:`fraud.semi.semi_inputs`.
 
 :data:`PUBLISHED` quotes the handbook's own result tables (notebook outputs in
 ``Fraud-Detection-Handbook/fraud-detection-handbook``, read from the handbook's repository). Only
