@@ -96,8 +96,9 @@ Models:
 ``--prequential`` adds the handbook's Chapter 5/7 test protocol (the one behind their best
 published figures): 4 prequential folds, training weeks starting 2018-07-25, 08-01, 08-08, 08-15,
 test weeks 2018-08-08 .. 09-04, mean +/- std over the folds (each fold's figure the mean over
-the seeds; same AE variant and forest, nothing re-chosen). ``--seeds 0 1 2`` repeats peers, AE and forest with each seed;
-the top-level figures are the means, ``*_std`` the standard deviations, ``per_seed`` the rest.
+the seeds; same AE variant and forest, nothing re-chosen). ``--seeds 0 1 2`` repeats peers, AE
+and forest with each seed; the top-level figures are the means, ``*_std`` the standard
+deviations, ``per_seed`` the rest.
 ``handbook_published`` quotes the handbook's tables
 (:data:`benchmarks.fraud_handbook_semi.PUBLISHED`, with sources) and ``bars`` checks the issue's
 bars against them. ``score_tx_per_s`` is ``seqemb score``'s end-to-end throughput over the
