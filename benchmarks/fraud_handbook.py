@@ -16,6 +16,9 @@ Models:
   max_depth=None, random_state=seed)`` (sklearn defaults, as in the handbook's
   ``classifiers_dictionary``), on the same 15 features, standardised as the handbook does
   (no effect on trees), trained on the training week's labels.
+- ``rf_counterparty``: that random forest with our counterparty label history added (the 4
+  inputs of :func:`benchmarks.fraud_handbook_data.with_counterparty_labels`), to show what those
+  label inputs give a peer without the sequence model. Not one of the handbook's models.
 - ``ae``: ours. :func:`fraud.features.read_transactions` (entity ``CUSTOMER_ID``,
   counterparty ``TERMINAL_ID``) and :func:`fraud.features.step_features` over the whole history
   (strictly causal, so a test step sees exactly its past); counterparty vectors are NOT used in
@@ -45,10 +48,14 @@ Models:
 - ``semi``: ours, :mod:`fraud.semi` via :mod:`benchmarks.fraud_handbook_semi`: the AE above
   (same seed, same training) gives every step its step score, window score and 4-d bottleneck
   vector; with the largest ``amount_ratio`` among the window's 7 earlier steps
-  (``window_max_amount_ratio``) and the 22 step features the AE reads (8 base, 14 handbook)
-  these 29 inputs feed a random forest (``forest_leaf5_t300``: 300 trees, ``min_samples_leaf=5``,
-  sklearn defaults otherwise) fitted on the training week's labels only (2018-07-25 .. 07-31, 67,240
-  transactions; delay and test labels unused), stored as plain node arrays (no pickle).
+  (``window_max_amount_ratio``), the terminal's label history (:mod:`fraud.counterparty_labels`:
+  its latest known label, the length and age of its fraud streak, the age of that label; each
+  label known 7 days after its transaction, as the terminal risk windows assume) and the 22 step
+  features the AE reads (8 base, 14 handbook) these 33 inputs feed a random forest
+  (``forest_leaf5_t300_counterparty``: 300 trees, ``min_samples_leaf=5``, sklearn defaults
+  otherwise) fitted on the training week's labels only (2018-07-25 .. 07-31, 67,240
+  transactions; later labels reach it only through the 7-day-delayed terminal inputs, as they
+  reach the RandomForest's risk windows), stored as plain node arrays (no pickle).
 
   Classifier choice, on the validation split only (``--validate-semi``; same split as
   ``--validate``, AE ``handbook_28d_denoise`` seed 0), never on the test week. Validation
@@ -124,7 +131,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.fraud_handbook_data import baseline_features, handbook_split, load, train_test
+from benchmarks.fraud_handbook_data import (
+    baseline_features,
+    handbook_split,
+    load,
+    train_test,
+    with_counterparty_labels,
+)
 from benchmarks.fraud_handbook_report import METRICS, MODELS, bars, report, show
 from benchmarks.fraud_handbook_runs import (
     AE_VARIANT,
@@ -193,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     begun = time.perf_counter()
 
     split = handbook_split()
-    tx = baseline_features(load())
+    tx = with_counterparty_labels(baseline_features(load()))
     train, test = train_test(tx, split)
     print(f"split {split.describe()}; train {train.height} tx ({int(train['TX_FRAUD'].sum())} fraud), "
           f"test {test.height} tx ({int(test['TX_FRAUD'].sum())} fraud)", flush=True)  # fmt: skip
@@ -234,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         r = run_peers(train, test, seed)
         if features is not None:
             ae, model = run_ae(features, test, split, replace(config, seed=seed), train_days, args.ae_variant)
-            r |= ae | semi_results(features, model, train, test, [args.semi_variant])[args.semi_variant]
+            r |= ae | semi_results(features, model, tx, train, test, [args.semi_variant])[args.semi_variant]
         per_seed.append({"seed": seed} | {k: v for k, v in r.items() if k != "semi_inputs"})
         results["semi_inputs"] = r.get("semi_inputs")
         for model_name in MODELS:

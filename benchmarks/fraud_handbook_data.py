@@ -30,6 +30,11 @@ Everything below follows the handbook's ``shared_functions.py``
   One difference: polars' rolling windows put transactions of the same customer (terminal) at
   the same second in each other's window; pandas' put only the earlier rows. Such ties are rare
   (timestamps have one-second resolution).
+- **Counterparty label history** (ours, not the handbook's; :func:`with_counterparty_labels`):
+  :func:`fraud.counterparty_labels.counterparty_label_history` of each transaction's terminal,
+  with every label known ``DELAY`` days after its transaction (the feedback the terminal risk
+  windows assume): the latest known label, the length and age of its fraud streak, the age of the
+  latest known label.
 - **Card Precision@k** (``card_precision_top_k``, Chapter 4 "Precision top-k metrics"): per
   test day, each card's score is the max of its transactions' scores that day and its label the
   max of theirs; the share of compromised cards among the ``k`` top-scored cards, averaged over
@@ -49,6 +54,7 @@ import polars as pl
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from benchmarks.graph_data import DATA
+from fraud.counterparty_labels import COUNTERPARTY_LABEL_INPUTS, counterparty_label_history
 
 PATH = DATA / "fraud-handbook" / "transactions.parquet"
 START = dt.date(2018, 4, 1)  # TX_TIME_DAYS = 0
@@ -105,6 +111,15 @@ def baseline_features(tx: pl.DataFrame) -> pl.DataFrame:
         terminal += [n.alias(f"TERMINAL_ID_NB_TX_{w}DAY_WINDOW"), risk.alias(f"TERMINAL_ID_RISK_{w}DAY_WINDOW")]
     out = out.with_columns(terminal)
     return out.sort("TRANSACTION_ID").drop("_one", "_fraud")
+
+
+def with_counterparty_labels(tx: pl.DataFrame) -> pl.DataFrame:
+    """``tx`` plus the :data:`~fraud.counterparty_labels.COUNTERPARTY_LABEL_INPUTS` of each
+    transaction's terminal, every label known ``DELAY`` days after its transaction."""
+    steps = tx.select(pl.col("TERMINAL_ID").alias("counterparty"), pl.col("TX_DATETIME").alias("ts"))
+    labelled = steps.with_columns(is_fraud=tx["TX_FRAUD"], known_at=pl.col("ts") + pl.duration(days=DELAY))
+    history = counterparty_label_history(steps, labelled)
+    return tx.with_columns(pl.Series(name, history[:, i]) for i, name in enumerate(COUNTERPARTY_LABEL_INPUTS))
 
 
 @dataclass(frozen=True)

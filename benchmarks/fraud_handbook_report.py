@@ -7,7 +7,7 @@ from typing import Any
 from benchmarks.fraud_handbook_semi import PUBLISHED
 
 METRICS = ("auc", "ap", "cp100")
-MODELS = ("iforest", "rf", "ae", "semi")
+MODELS = ("iforest", "rf", "rf_counterparty", "ae", "semi")
 
 
 def show(label: str, m: dict[str, float]) -> None:
@@ -32,11 +32,11 @@ def bars(r: dict[str, Any]) -> dict[str, bool]:
 def report(results: dict[str, Any]) -> None:
     n = len(results["seeds"])
     print(f"\nmean over {n} seed(s) {results['seeds']}; +/- std where more than one")
-    print(f"{'model':9}{'AUC ROC':>17}{'AP':>17}{'CP@100':>17}")
+    print(f"{'model':16}{'AUC ROC':>17}{'AP':>17}{'CP@100':>17}")
     for model in MODELS:
         if f"{model}_auc" in results:
             cells = [f"{results[f'{model}_{k}']:.4f}+/-{results[f'{model}_{k}_std']:.4f}" for k in METRICS]
-            print(f"{model:9}" + "".join(f"{c:>17}" for c in cells))
+            print(f"{model:16}" + "".join(f"{c:>17}" for c in cells))
     for table, entry in PUBLISHED.items():
         print(f"handbook published, {table} ({entry['protocol']}):")
         for model, figures in entry["models"].items():
@@ -48,7 +48,7 @@ def report(results: dict[str, Any]) -> None:
         print(f"prequential (4 folds, seeds {r['seeds']}), mean +/- std over the folds:")
         for model in MODELS:
             print(
-                f"    {model:9}" + "".join(f"{r[f'{model}_{k}']:>9.4f}+/-{r[f'{model}_{k}_std']:.4f}" for k in METRICS)
+                f"    {model:16}" + "".join(f"{r[f'{model}_{k}']:>9.4f}+/-{r[f'{model}_{k}_std']:.4f}" for k in METRICS)
             )
         for name, met in r["bars"].items():
             print(f"    bar {name}: {'met' if met else 'NOT met'}")

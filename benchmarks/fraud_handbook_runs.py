@@ -20,26 +20,36 @@ from benchmarks.fraud_handbook_report import METRICS, MODELS, show
 from benchmarks.fraud_handbook_semi import published_best, run_semi
 from benchmarks.fraud_handbook_steps import ae_features, scoring_rows, slice_rows
 from fraud.autoencoder import AutoencoderConfig, SequenceAutoencoder, score_steps, train_autoencoder
+from fraud.counterparty_labels import COUNTERPARTY_LABEL_INPUTS
 from fraud.features import Features
 
 
 def run_peers(train: pl.DataFrame, test: pl.DataFrame, seed: int) -> dict[str, Any]:
-    x_train = train.select(INPUT_FEATURES).to_numpy().astype(np.float64)
-    x_test = test.select(INPUT_FEATURES).to_numpy().astype(np.float64)
-    scaler = StandardScaler().fit(x_train)
-    x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
-    out: dict[str, Any] = {}
+    """IsolationForest and the handbook's RandomForest on its 15 features; and that RandomForest
+    with the counterparty label history added (``rf_counterparty``: what those inputs give a peer)."""
 
+    def standardised(columns: list[str]) -> tuple[np.ndarray, np.ndarray]:  # as the handbook does
+        x_train, x_test = (frame.select(columns).to_numpy().astype(np.float64) for frame in (train, test))
+        scaler = StandardScaler().fit(x_train)
+        return scaler.transform(x_train), scaler.transform(x_test)
+
+    out: dict[str, Any] = {}
     started = time.perf_counter()
+    x_train, x_test = standardised(INPUT_FEATURES)
     forest = IsolationForest(n_estimators=100, random_state=seed, n_jobs=1).fit(x_train)
     m = metrics(test, -forest.score_samples(x_test))
     out.update({f"iforest_{k}": v for k, v in m.items()}, iforest_s=time.perf_counter() - started)
 
-    started = time.perf_counter()
-    rf = RandomForestClassifier(n_estimators=100, max_depth=None, random_state=seed, n_jobs=1)
-    rf.fit(x_train, train["TX_FRAUD"].to_numpy())
-    m = metrics(test, rf.predict_proba(x_test)[:, 1])
-    out.update({f"rf_{k}": v for k, v in m.items()}, rf_s=time.perf_counter() - started)
+    for name, columns in (
+        ("rf", INPUT_FEATURES),
+        ("rf_counterparty", INPUT_FEATURES + list(COUNTERPARTY_LABEL_INPUTS)),
+    ):
+        started = time.perf_counter()
+        x_train, x_test = standardised(columns)
+        rf = RandomForestClassifier(n_estimators=100, max_depth=None, random_state=seed, n_jobs=1)
+        rf.fit(x_train, train["TX_FRAUD"].to_numpy())
+        m = metrics(test, rf.predict_proba(x_test)[:, 1])
+        out.update({f"{name}_{k}": v for k, v in m.items()}, **{f"{name}_s": time.perf_counter() - started})
     return out
 
 
@@ -102,15 +112,19 @@ def run_ae(
 def semi_results(
     features: Features,
     model: SequenceAutoencoder,
+    tx: pl.DataFrame,
     train: pl.DataFrame,
     test: pl.DataFrame,
     variants: list[str],
 ) -> dict[str, dict[str, Any]]:
-    """:func:`run_semi` on the steps of the training and test weeks (with their windows' history)."""
+    """:func:`run_semi` on the steps of the training and test weeks (with their windows' history);
+    ``tx`` (with :func:`with_counterparty_labels`) gives every step its counterparty label history."""
     rows = features.frame["row"].to_numpy()
     target = np.isin(rows, train["TRANSACTION_ID"].to_numpy()) | np.isin(rows, test["TRANSACTION_ID"].to_numpy())
     sub = slice_rows(features, scoring_rows(features, target, model.config.window))
-    return run_semi(sub, model, train, test, variants)
+    steps = pl.DataFrame({"TRANSACTION_ID": sub.frame["row"]})  # row = TRANSACTION_ID
+    history = steps.join(tx, on="TRANSACTION_ID", how="left", maintain_order="left").select(COUNTERPARTY_LABEL_INPUTS)
+    return run_semi(sub, model, train, test, variants, history.to_numpy())
 
 
 def variant_setup(variant: str, config: AutoencoderConfig, train_days: int) -> tuple[str, AutoencoderConfig, int]:
@@ -145,7 +159,7 @@ def validate(
             "n_val_fraud": int(val["TX_FRAUD"].sum()),
         }
         peers = run_peers(train, val, seed)
-        for peer in ("iforest", "rf"):
+        for peer in ("iforest", "rf", "rf_counterparty"):
             fold[peer] = {k: peers[f"{peer}_{k}"] for k in METRICS}
             show(f"validation {week} {peer}", fold[peer])
         cache: dict[str, Features] = {}
@@ -157,7 +171,7 @@ def validate(
             fold[variant] = {k: r[f"ae_{k}"] for k in METRICS}
             show(f"validation {week} {variant}", fold[variant])
             if variant == ae_variant:
-                for name, r in semi_results(cache[key], model, train, val, semi_variants).items():
+                for name, r in semi_results(cache[key], model, tx, train, val, semi_variants).items():
                     fold[f"semi_{name}"] = {k: r[f"semi_{k}"] for k in METRICS}
                     show(f"validation {week} semi_{name}", fold[f"semi_{name}"])
         folds.append(fold)
@@ -193,7 +207,7 @@ def prequential(
         for k, (split, (train, test)) in enumerate(zip(splits[1:], weeks), start=1):
             r = run_peers(train, test, seed_config.seed)
             ae, model = run_ae(features, test, split, seed_config, train_days, variant)
-            r |= ae | semi_results(features, model, train, test, [variant_semi])[variant_semi]
+            r |= ae | semi_results(features, model, tx, train, test, [variant_semi])[variant_semi]
             runs[i, k] = [r[key] for key in keys]
             for m in ("semi", "rf"):
                 show(f"prequential seed {seed_config.seed} fold {k} {m}", {x: r[f"{m}_{x}"] for x in METRICS})

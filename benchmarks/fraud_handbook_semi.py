@@ -1,11 +1,13 @@
 """The semi-supervised model on the Fraud Detection Handbook split, and the handbook's published figures.
 
 :func:`run_semi` trains :mod:`fraud.semi` on the labels of the training week only (the handbook's
-protocol: those labels are all known when the test week starts, after the one-week delay; the
-delay week's and test week's labels are never used) and scores the test week; its inputs are the
-trained autoencoder's step score, window score and bottleneck vector, the window's largest earlier
-amount ratio, and the step features the autoencoder reads (8 base step features and the
-handbook's 14 baseline features), see :func:`fraud.semi.semi_inputs`.
+protocol: those labels are all known when the test week starts, after the one-week delay; later
+labels reach the model only as the handbook's terminal risk windows reach the RandomForest, each
+known 7 days after its transaction) and scores the test week; its inputs are the trained
+autoencoder's step score, window score and bottleneck vector, the window's largest earlier amount
+ratio, the terminal's label history (:mod:`fraud.counterparty_labels`) and the step features the
+autoencoder reads (8 base step features and the handbook's 14 baseline features), see
+:func:`fraud.semi.semi_inputs`.
 
 :data:`PUBLISHED` quotes the handbook's own result tables (notebook outputs in
 ``Fraud-Detection-Handbook/fraud-detection-handbook``, read from the handbook's repository). Only
@@ -100,6 +102,7 @@ SEMI_VARIANTS: dict[str, SemiConfig] = {
     "forest_leaf3_t300": SemiConfig(min_samples_leaf=3, n_trees=300),
     "forest_leaf5_t300": SemiConfig(min_samples_leaf=5, n_trees=300),
     "forest_leaf5_t300_no_history": SemiConfig(min_samples_leaf=5, n_trees=300, use_history=False),
+    "forest_leaf5_t300_counterparty": SemiConfig(min_samples_leaf=5, n_trees=300, use_counterparty_labels=True),
     "boosted": SemiConfig(classifier="boosted"),
     "boosted_lr05_leaf15_msl50": SemiConfig(
         classifier="boosted",
@@ -123,21 +126,28 @@ SEMI_VARIANTS: dict[str, SemiConfig] = {
     "logistic": SemiConfig(classifier="logistic"),
     "logistic_balanced": SemiConfig(classifier="logistic", class_weight="balanced"),
 }
-SEMI_VARIANT = "forest_leaf5_t300"
+SEMI_VARIANT = "forest_leaf5_t300_counterparty"
 
 
 def run_semi(
-    features: Features, model: SequenceAutoencoder, train: pl.DataFrame, test: pl.DataFrame, variants: list[str]
+    features: Features,
+    model: SequenceAutoencoder,
+    train: pl.DataFrame,
+    test: pl.DataFrame,
+    variants: list[str],
+    counterparty_labels: np.ndarray,
 ) -> dict[str, dict[str, Any]]:
     """Fit each semi-supervised variant on the training week's labels and score the test week.
 
     ``features`` hold (at least) the steps of both weeks with their windows' history
     (:func:`benchmarks.fraud_handbook.scoring_rows`); steps outside the training week are
     unlabelled (-1) whatever their label. The inputs are computed once (every input group) and
-    each variant takes its columns. Returns ``{variant: {"semi_auc": .., ...}}``.
+    each variant takes its columns; ``counterparty_labels`` is the steps' counterparty label
+    history (:func:`benchmarks.fraud_handbook_data.with_counterparty_labels`). Returns ``{variant: {"semi_auc": .., ...}}``.
     """
     started = time.perf_counter()
-    inputs, names = semi_inputs(model, features, SemiConfig())
+    every_input = SemiConfig(use_counterparty_labels=True)
+    inputs, names = semi_inputs(model, features, every_input, counterparty_labels)
     inputs_s = time.perf_counter() - started
     ids = features.frame["row"].to_numpy()  # = TRANSACTION_ID
     order = np.argsort(ids)

@@ -6,6 +6,7 @@ For every step ``t`` the model reads (all causal: functions of steps ``<= t`` on
             log(eps + mean_i e_{t,i}),       the window score (mean error of the window ending at t)
             z_t,                             the window's bottleneck embedding (embed_windows)
             max_{0<k<L} r_{t-k},             the largest amount_ratio among the window's earlier steps
+            h_t,                             the counterparty's known-label history (optional, below)
             x_t ]                            the step's features (Features.matrix row t)
 
 The window's largest earlier ``amount_ratio`` (``window_max_amount_ratio``, 0 when the step is
@@ -14,7 +15,13 @@ payment in its last ``L - 1`` steps is likelier compromised now (on the Fraud De
 data it raised validation Average Precision from 0.714 to 0.731, mean of four validation weeks,
 higher on each, see ``benchmarks/fraud_handbook.py``).
 
-and fits a small classifier on the labelled steps only (``labels == 0`` genuine, ``1`` fraud,
+With ``use_counterparty_labels``, ``h_t`` adds what analysts had confirmed about the step's
+counterparty before the step (:mod:`fraud.counterparty_labels`: the latest known label, the
+length and age of its fraud streak): the one sign of a compromised terminal, whose payments look
+habitual to every card. The caller computes it from the labelled transactions and when each label
+became known (:func:`fraud.counterparty_labels.counterparty_label_history`).
+
+The classifier is fitted on the labelled steps only (``labels == 0`` genuine, ``1`` fraud,
 ``-1`` unlabelled, ignored). The score ``P(fraud | u_t)`` is a probability in [0, 1], reported next
 to — never instead of — the unsupervised AE score. Three classifiers (``SemiConfig.classifier``):
 
@@ -62,6 +69,7 @@ from sklearn.linear_model import LogisticRegression
 from embeddings.errors import ConfigError, DataError
 from embeddings.files import atomic_directory, read_manifest
 from fraud.autoencoder import SequenceAutoencoder, window_errors_and_vectors
+from fraud.counterparty_labels import COUNTERPARTY_LABEL_INPUTS
 from fraud.features import Features
 from fraud.trees import Boosted, Forest, Trees
 
@@ -93,6 +101,7 @@ class SemiConfig:
     class_weight: str | None = None  # "balanced" or None (both classifiers)
     use_embedding: bool = True  # include the bottleneck vector z_t
     use_history: bool = True  # include the window's largest earlier amount_ratio
+    use_counterparty_labels: bool = False  # include the counterparty's known-label history (the caller supplies it)
     use_features: bool = True  # include the step's features x_t
     min_per_class: int = 1  # labelled steps needed of each class
 
@@ -112,16 +121,34 @@ class SemiConfig:
 
 
 def semi_inputs(
-    model: SequenceAutoencoder, features: Features, config: SemiConfig | None = None
+    model: SequenceAutoencoder,
+    features: Features,
+    config: SemiConfig | None = None,
+    counterparty_labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
-    """The classifier's raw inputs ``[n_steps, d]`` float64 and their names (see the module doc)."""
+    """The classifier's raw inputs ``[n_steps, d]`` float64 and their names (see the module doc).
+
+    ``counterparty_labels``: :func:`fraud.counterparty_labels.counterparty_label_history` of the
+    steps, ``[n_steps, 4]``; required when ``config.use_counterparty_labels``, else unused.
+    """
     config = config or SemiConfig()
+    if config.use_counterparty_labels:
+        expected = (features.n_steps, len(COUNTERPARTY_LABEL_INPUTS))
+        if counterparty_labels is None:
+            raise ConfigError(
+                "use_counterparty_labels needs the steps' counterparty_labels "
+                "(fraud.counterparty_labels.counterparty_label_history)"
+            )
+        if np.shape(counterparty_labels) != expected:
+            raise DataError(f"counterparty_labels must have shape {expected}, got {np.shape(counterparty_labels)}")
     errors, vectors = window_errors_and_vectors(model, features)  # the vectors come with the errors
     parts = [np.log(EPS + errors[:, -1:]), np.log(EPS + np.nanmean(errors, axis=1, keepdims=True))]
     if config.use_embedding:
         parts.append(vectors)
     if config.use_history:
         parts.append(window_max_earlier(features, "amount_ratio", model.config.window)[:, None])
+    if config.use_counterparty_labels:
+        parts.append(np.asarray(counterparty_labels))
     if config.use_features:
         parts.append(features.matrix)
     inputs = np.nan_to_num(
@@ -150,6 +177,8 @@ def input_names(model: SequenceAutoencoder, features: Features, config: SemiConf
         names += [f"z{i}" for i in range(model.config.bottleneck)]
     if config.use_history:
         names.append(HISTORY_INPUT)
+    if config.use_counterparty_labels:
+        names += list(COUNTERPARTY_LABEL_INPUTS)
     if config.use_features:
         names += list(features.names)
     return names
@@ -176,9 +205,12 @@ class SemiModel:
         z = ((inputs - self.mean) / self.scale) @ self.coef + self.intercept
         return 0.5 * (1.0 + np.tanh(0.5 * z))  # the sigmoid, without overflow
 
-    def score(self, model: SequenceAutoencoder, features: Features) -> np.ndarray:
-        """``P(fraud)`` of every step, float32 ``[n_steps]`` (needs the autoencoder it was trained with)."""
-        inputs, names = semi_inputs(model, features, self.config)
+    def score(
+        self, model: SequenceAutoencoder, features: Features, counterparty_labels: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``P(fraud)`` of every step, float32 ``[n_steps]`` (needs the autoencoder it was trained with;
+        ``counterparty_labels`` as for :func:`semi_inputs`)."""
+        inputs, names = semi_inputs(model, features, self.config, counterparty_labels)
         if names != self.input_names:
             raise DataError(
                 f"inputs do not match the semi-supervised model: it was trained on {self.input_names}, got {names}"
@@ -288,12 +320,17 @@ def fit_semi(inputs: np.ndarray, names: list[str], labels: np.ndarray, config: S
 
 
 def train_semi(
-    model: SequenceAutoencoder, features: Features, labels: np.ndarray, config: SemiConfig | None = None
+    model: SequenceAutoencoder,
+    features: Features,
+    labels: np.ndarray,
+    config: SemiConfig | None = None,
+    counterparty_labels: np.ndarray | None = None,
 ) -> SemiModel:
-    """Fit the semi-supervised model on the labelled steps (``labels`` per step: -1, 0 or 1)."""
+    """Fit the semi-supervised model on the labelled steps (``labels`` per step: -1, 0 or 1;
+    ``counterparty_labels`` as for :func:`semi_inputs`)."""
     config = config or SemiConfig()
     labels = _check_labels(labels, features.n_steps, config)  # before the (costly) inputs
-    inputs, names = semi_inputs(model, features, config)
+    inputs, names = semi_inputs(model, features, config, counterparty_labels)
     return fit_semi(inputs, names, labels, config)
 
 

@@ -8,7 +8,9 @@ entity with its history, so the autoencoder's inputs are the ones batch scoring 
 of kind ``semi_model`` whose metrics say how many labels matched a transaction of the source.
 
 Run it after a day of labelling: the unsupervised score stays what it is, and the semi-supervised
-probability learns what the analysts confirmed.
+probability learns what the analysts confirmed. With ``SemiConfig(use_counterparty_labels=True)``
+(``seqemb train-semi --counterparty-labels``) every step also reads its counterparty's label
+history (:mod:`fraud.counterparty_labels`), each label known from the time it was recorded.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+import polars as pl
+
 from embeddings.errors import DataError
 from embeddings.settings import models_dir
 from embeddings.sources import Source, describe_source
 from embeddings.store import Store
-from fraud.features import step_features
+from fraud.counterparty_labels import counterparty_label_history
+from fraud.features import Features, step_features
 from fraud.labels import read_labels
 from fraud.model import FraudModel
 from fraud.semi import SemiConfig, SemiModel, step_labels, train_semi
@@ -68,8 +74,9 @@ def run_train_semi(
             f"{describe_source(source, table=table, query=query)}: none of the store's {labels.height:,} "
             "labelled transactions is in it (labels name transactions by the fraud model's transaction id)"
         )
+    history = store_label_history(frame, features, labels) if job.config.use_counterparty_labels else None
     with store.run(SEMI_MODEL_KIND, asdict(job)) as run:
-        model = train_semi(fraud.autoencoder, features, per_step, job.config)
+        model = train_semi(fraud.autoencoder, features, per_step, job.config, history)
         path = model.save(out if out is not None else models_dir() / f"{SEMI_MODEL_KIND}-{run.id}")
         run.log_metrics(
             {
@@ -82,3 +89,15 @@ def run_train_semi(
         )
         run.artifact_path = str(path)
     return model, run.id, path
+
+
+def store_label_history(frame: pl.DataFrame, features: Features, labels: pl.DataFrame) -> np.ndarray:
+    """The counterparty label history (:func:`fraud.counterparty_labels.counterparty_label_history`)
+    of every step of ``features``, float64 ``[n_steps, 4]``: ``frame`` is the source as
+    :meth:`FraudModel.read` returns it, ``labels`` the store's (:func:`fraud.labels.read_labels`),
+    each known from its ``created_at``."""
+    steps = frame.sort("row").select("counterparty", "ts")[features.frame["row"].to_numpy()]
+    labelled = labels.join(frame.select("txn_id", "counterparty", "ts"), on="txn_id").select(
+        "counterparty", "ts", "is_fraud", known_at="created_at"
+    )
+    return counterparty_label_history(steps, labelled)

@@ -138,6 +138,13 @@ def train_semi_command(
     query: QueryOption = None,
     model: FraudModelOption = None,
     classifier: Annotated[str, typer.Option(help="forest, boosted or logistic.")] = SemiConfig.classifier,
+    counterparty_labels: Annotated[
+        bool,
+        typer.Option(
+            help="Also read each transaction's counterparty label history: what analysts had confirmed "
+            "about the terminal or merchant before it (each label known from when it was recorded)."
+        ),
+    ] = SemiConfig.use_counterparty_labels,
     out: Annotated[
         Optional[Path], typer.Option(help="Model directory (default: $SEQEMB_HOME/models/semi_model-<run id>).")
     ] = None,
@@ -146,7 +153,10 @@ def train_semi_command(
     """Retrain the semi-supervised model from the analysts' labels in the store (AE signal + labels)."""
     store = Store(db)
     path = newest_model(store, model, FRAUD_MODEL_KIND, "seqemb train-fraud")
-    job = SemiJob(fraud_model=str(path.resolve()), config=SemiConfig(classifier=classifier))
+    job = SemiJob(
+        fraud_model=str(path.resolve()),
+        config=SemiConfig(classifier=classifier, use_counterparty_labels=counterparty_labels),
+    )
     semi, run_id, semi_path = run_train_semi(source, job, store=store, table=table, query=query, out=out)
     m = store.get_run(run_id)["metrics"]
     typer.echo(
