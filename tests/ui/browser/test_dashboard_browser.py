@@ -33,6 +33,15 @@ def table_rows(page, elem_id: str) -> list[list[str]]:
     return [[c.strip() for c in rows.nth(i).get_by_role("gridcell").all_inner_texts()] for i in range(rows.count())]
 
 
+def wait_first_cell(page, elem_id: str, text: str) -> None:
+    """Wait until the Dataframe's first rendered row starts with ``text``."""
+    page.wait_for_function(
+        "([id, text]) => { const r = document.querySelector('#' + id + ' .virtual-row');"
+        " return r !== null && r.innerText.trim().startsWith(text); }",
+        arg=[elem_id, text],
+    )
+
+
 def wait_filled(page, elem_id: str) -> None:
     """Wait until the Dataframe shows a row with text in it."""
     page.wait_for_function(
@@ -199,8 +208,8 @@ def test_embeddings_neighbours_analogy_and_map(page, demo, tmp_path: Path) -> No
     item = str(items.embeddings.keys[0])
     page.locator("#emb-key textarea, #emb-key input").first.fill(item)
     page.locator("#emb-go").click()
-    idle(page)
     expected = [str(key) for key, _ in items.similar(item, 10)]
+    wait_first_cell(page, "emb-neighbours", expected[0])  # the old table stays until the new one arrives
     assert [row[0] for row in table_rows(page, "emb-neighbours")] == expected
     a, b, c = (str(k) for k in items.embeddings.keys[:3])
     page.locator("#emb-positive textarea, #emb-positive input").first.fill(f"{b} {c}")
