@@ -18,8 +18,11 @@ higher on each, see ``benchmarks/fraud_handbook.py``).
 With ``use_counterparty_labels``, ``h_t`` adds what analysts had confirmed about the step's
 counterparty before the step (:mod:`fraud.counterparty_labels`: the latest known label, the
 length and age of its fraud streak): the one sign of a compromised terminal, whose payments look
-habitual to every card. The caller computes it from the labelled transactions and when each label
-became known (:func:`fraud.counterparty_labels.counterparty_label_history`).
+habitual to every card (on the Fraud Detection Handbook data, with labels known a week late, it
+raised validation Average Precision from 0.731 to 0.748 and Card Precision@100 from 0.289 to 0.293,
+mean of four validation weeks, higher on each). The caller computes it from the labelled
+transactions and when each label became known
+(:func:`fraud.counterparty_labels.counterparty_label_history`).
 
 The classifier is fitted on the labelled steps only (``labels == 0`` genuine, ``1`` fraud,
 ``-1`` unlabelled, ignored). The score ``P(fraud | u_t)`` is a probability in [0, 1], reported next
