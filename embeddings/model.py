@@ -27,7 +27,8 @@ from embeddings.errors import DataError, NotFoundError
 from embeddings.files import atomic_directory, read_json
 from embeddings.index import VectorIndex
 from embeddings.settings import models_dir
-from embeddings.store import RunHandle, Store
+from embeddings.store import Store
+from embeddings.store_runs import RunHandle
 from embeddings.vectors import Embeddings
 from embeddings.vocab import Vocabulary
 

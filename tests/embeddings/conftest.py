@@ -1,0 +1,15 @@
+"""The store fixture shared by the store tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from embeddings.store import Store
+
+
+@pytest.fixture(params=["file", "memory"])
+def store(request, tmp_path) -> Store:
+    url = f"sqlite:///{tmp_path / 'db' / 'seqemb.sqlite'}" if request.param == "file" else "sqlite://"
+    opened = Store(url)
+    yield opened
+    opened.close()
