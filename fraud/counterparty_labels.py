@@ -36,7 +36,8 @@ COUNTERPARTY_LABEL_INPUTS = (
 SECONDS_PER_DAY = 86_400.0
 
 
-def _check(labelled: pl.DataFrame) -> None:
+def _checked(labelled: pl.DataFrame) -> pl.DataFrame:
+    """``labelled`` with ``is_fraud`` as Int8, or a one-line DataError naming the column and row."""
     missing = [c for c in ("counterparty", "ts", "is_fraud", "known_at") if c not in labelled.columns]
     if missing:
         raise DataError(f"labelled transactions: missing column(s) {missing}")
@@ -44,12 +45,15 @@ def _check(labelled: pl.DataFrame) -> None:
         nulls = labelled[column].is_null()
         if nulls.any():
             raise DataError(f"labelled transactions: column {column!r} is null at row {int(nulls.arg_true()[0])}")
-    bad = ~labelled["is_fraud"].is_in([0, 1])
+    fraud = labelled["is_fraud"]
+    if not (fraud.dtype == pl.Boolean or fraud.dtype.is_integer()):
+        raise DataError(f"labelled transactions: column 'is_fraud' must hold 0 / 1 or booleans, got {fraud.dtype}")
+    fraud = fraud.cast(pl.Int8)
+    bad = ~fraud.is_in([0, 1])
     if bad.any():
         row = int(bad.arg_true()[0])
-        raise DataError(
-            f"labelled transactions: column 'is_fraud' must be 0 or 1, got {labelled['is_fraud'][row]!r} at row {row}"
-        )
+        raise DataError(f"labelled transactions: column 'is_fraud' must be 0 or 1, got {fraud[row]} at row {row}")
+    return labelled.with_columns(is_fraud=fraud)
 
 
 def _days_since(column: str) -> pl.Expr:
@@ -63,13 +67,13 @@ def counterparty_label_history(steps: pl.DataFrame, labelled: pl.DataFrame) -> n
     ``counterparty``, ``ts`` (the transaction's time), ``is_fraud`` (0 / 1) and ``known_at`` (when
     its label became known); any transactions, not only the steps'.
     """
-    _check(labelled)
+    labelled = _checked(labelled)
     ts_type = steps.schema["ts"]
     known = (
         labelled.select(
             pl.col("counterparty").cast(steps.schema["counterparty"]),
             pl.col("ts").cast(ts_type).alias("_labelled_ts"),
-            pl.col("is_fraud").cast(pl.Int8).alias("_fraud"),
+            pl.col("is_fraud").alias("_fraud"),
             pl.max_horizontal(pl.col("known_at").cast(ts_type), pl.col("ts").cast(ts_type)).alias("_known_at"),
         )
         .sort("counterparty", "_known_at", "_labelled_ts")

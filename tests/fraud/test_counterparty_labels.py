@@ -67,6 +67,16 @@ def test_history_values_follow_the_order_labels_became_known():
         np.testing.assert_allclose(row, EXPECTED[key], err_msg=str(key))
 
 
+def test_boolean_labels_and_no_labels():
+    steps = pl.DataFrame({"counterparty": ["A", "B"], "ts": [at(3.5), at(3.5)]})
+    as_bool = LABELLED.with_columns(pl.col("is_fraud").cast(pl.Boolean))
+    np.testing.assert_array_equal(
+        counterparty_label_history(steps, as_bool), counterparty_label_history(steps, LABELLED)
+    )
+    none = counterparty_label_history(steps, LABELLED.clear())
+    np.testing.assert_array_equal(none, [[-1, 0, -1, -1]] * 2)
+
+
 def test_labels_known_after_a_step_never_change_it():
     steps = pl.DataFrame({"counterparty": ["A", "A"], "ts": [at(3.5), at(6.0)]})
     before = counterparty_label_history(steps, LABELLED)
@@ -81,6 +91,7 @@ def test_labels_known_after_a_step_never_change_it():
     [
         (LABELLED.drop("known_at"), r"missing column\(s\) \['known_at'\]"),
         (LABELLED.with_columns(is_fraud=pl.lit(2)), "'is_fraud' must be 0 or 1, got 2 at row 0"),
+        (LABELLED.with_columns(is_fraud=pl.lit("yes")), "'is_fraud' must hold 0 / 1 or booleans, got String"),
         (
             LABELLED.with_columns(ts=pl.when(pl.int_range(pl.len()) == 3).then(None).otherwise("ts")),
             "'ts' is null at row 3",
