@@ -35,17 +35,14 @@ def run_peers(train: pl.DataFrame, test: pl.DataFrame, seed: int) -> dict[str, A
 
     out: dict[str, Any] = {}
     started = time.perf_counter()
-    x_train, x_test = standardised(INPUT_FEATURES)
-    forest = IsolationForest(n_estimators=100, random_state=seed, n_jobs=1).fit(x_train)
-    m = metrics(test, -forest.score_samples(x_test))
+    handbook = standardised(INPUT_FEATURES)
+    forest = IsolationForest(n_estimators=100, random_state=seed, n_jobs=1).fit(handbook[0])
+    m = metrics(test, -forest.score_samples(handbook[1]))
     out.update({f"iforest_{k}": v for k, v in m.items()}, iforest_s=time.perf_counter() - started)
 
-    for name, columns in (
-        ("rf", INPUT_FEATURES),
-        ("rf_counterparty", INPUT_FEATURES + list(COUNTERPARTY_LABEL_INPUTS)),
-    ):
+    with_labels = standardised(INPUT_FEATURES + list(COUNTERPARTY_LABEL_INPUTS))
+    for name, (x_train, x_test) in (("rf", handbook), ("rf_counterparty", with_labels)):
         started = time.perf_counter()
-        x_train, x_test = standardised(columns)
         rf = RandomForestClassifier(n_estimators=100, max_depth=None, random_state=seed, n_jobs=1)
         rf.fit(x_train, train["TX_FRAUD"].to_numpy())
         m = metrics(test, rf.predict_proba(x_test)[:, 1])
@@ -123,7 +120,9 @@ def semi_results(
     target = np.isin(rows, train["TRANSACTION_ID"].to_numpy()) | np.isin(rows, test["TRANSACTION_ID"].to_numpy())
     sub = slice_rows(features, scoring_rows(features, target, model.config.window))
     steps = pl.DataFrame({"TRANSACTION_ID": sub.frame["row"]})  # row = TRANSACTION_ID
-    history = steps.join(tx, on="TRANSACTION_ID", how="left", maintain_order="left").select(COUNTERPARTY_LABEL_INPUTS)
+    history = steps.join(
+        tx.select("TRANSACTION_ID", *COUNTERPARTY_LABEL_INPUTS), on="TRANSACTION_ID", how="left", maintain_order="left"
+    ).drop("TRANSACTION_ID")
     return run_semi(sub, model, train, test, variants, history.to_numpy())
 
 

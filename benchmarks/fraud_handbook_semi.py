@@ -143,7 +143,8 @@ def run_semi(
     (:func:`benchmarks.fraud_handbook.scoring_rows`); steps outside the training week are
     unlabelled (-1) whatever their label. The inputs are computed once (every input group) and
     each variant takes its columns; ``counterparty_labels`` is the steps' counterparty label
-    history (:func:`benchmarks.fraud_handbook_data.with_counterparty_labels`). Returns ``{variant: {"semi_auc": .., ...}}``.
+    history (:func:`benchmarks.fraud_handbook_data.with_counterparty_labels`).
+    Returns ``{variant: {"semi_auc": .., ...}}``.
     """
     started = time.perf_counter()
     every_input = SemiConfig(use_counterparty_labels=True)

@@ -96,7 +96,7 @@ def store_label_history(frame: pl.DataFrame, features: Features, labels: pl.Data
     of every step of ``features``, float64 ``[n_steps, 4]``: ``frame`` is the source as
     :meth:`FraudModel.read` returns it, ``labels`` the store's (:func:`fraud.labels.read_labels`),
     each known from its ``created_at``."""
-    steps = frame.sort("row").select("counterparty", "ts")[features.frame["row"].to_numpy()]
+    steps = frame.select("row", "counterparty", "ts").sort("row")[features.frame["row"].to_numpy()]
     labelled = labels.join(frame.select("txn_id", "counterparty", "ts"), on="txn_id").select(
         "counterparty", "ts", "is_fraud", known_at="created_at"
     )
