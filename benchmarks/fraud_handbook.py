@@ -165,7 +165,7 @@ from benchmarks.fraud_handbook_runs import (
 from benchmarks.fraud_handbook_semi import PUBLISHED, SEMI_VARIANT, SEMI_VARIANTS, published_best
 from benchmarks.fraud_handbook_steps import ae_features
 from benchmarks.fraud_throughput import measure_throughput
-from fraud.autoencoder import AutoencoderConfig
+from fraud.config import AutoencoderConfig
 
 
 def main(argv: list[str] | None = None) -> None:

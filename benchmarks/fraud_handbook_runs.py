@@ -19,7 +19,8 @@ from benchmarks.fraud_handbook_data import INPUT_FEATURES, TRAIN_START, handbook
 from benchmarks.fraud_handbook_report import METRICS, MODELS, show
 from benchmarks.fraud_handbook_semi import published_best, run_semi
 from benchmarks.fraud_handbook_steps import ae_features, scoring_rows, slice_rows
-from fraud.autoencoder import AutoencoderConfig, SequenceAutoencoder, score_steps, train_autoencoder
+from fraud.autoencoder import SequenceAutoencoder, score_steps, train_autoencoder
+from fraud.config import AutoencoderConfig
 from fraud.counterparty_labels import COUNTERPARTY_LABEL_INPUTS
 from fraud.features import Features
 

@@ -27,8 +27,9 @@ import polars as pl
 
 from benchmarks.fraud_handbook_data import metrics
 from fraud.autoencoder import SequenceAutoencoder
+from fraud.config import SemiConfig
 from fraud.features import Features
-from fraud.semi import SemiConfig, fit_semi, input_names, semi_inputs
+from fraud.semi import fit_semi, input_names, semi_inputs
 
 REPO = "Fraud-Detection-Handbook/fraud-detection-handbook"
 PREQUENTIAL = "prequential, 4 folds: test weeks 2018-08-08 .. 2018-09-04, mean +/- std (includes our test week)"

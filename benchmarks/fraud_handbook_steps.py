@@ -6,7 +6,8 @@ import numpy as np
 import polars as pl
 
 from benchmarks.fraud_handbook_data import INPUT_FEATURES, PATH
-from fraud.features import Features, TransactionSchema, read_transactions, step_features
+from fraud.config import TransactionSchema
+from fraud.features import Features, read_transactions, step_features
 
 HANDBOOK_STEP_FEATURES = [f for f in INPUT_FEATURES if f != "TX_AMOUNT"]  # log_amount is a base feature
 

@@ -27,9 +27,8 @@ import torch
 
 from embeddings.synthetic import WorldConfig, make_world
 from embeddings.vectors import Embeddings
-from fraud.autoencoder import AutoencoderConfig
-from fraud.features import TransactionSchema
-from fraud.model import FraudModel, FraudModelConfig, train_fraud_model
+from fraud.config import AutoencoderConfig, FraudModelConfig, TransactionSchema
+from fraud.model import FraudModel, train_fraud_model
 from fraud.stream import StreamScorer
 
 SCHEMA = TransactionSchema(label="is_fraud")

@@ -8,7 +8,7 @@ Model (not timed): a :class:`~fraud.model.FraudModel` with the default autoencod
 ``--epochs`` on the first ``--train-days`` days only (training speed is not what is measured;
 scores only need a trained model of the production shape). Labels only drop known frauds.
 
-Timed: :func:`fraud.scoring.score_batch` over the first ``--limit`` transactions in time order
+Timed: :func:`fraud.jobs.score_batch` over the first ``--limit`` transactions in time order
 (default: all), read from a Parquet file without the label columns (written untimed to a temp
 dir) into a fresh SQLite store in a temp dir: read and checks, step features, GRU autoencoder,
 calibration, and the writes (one transaction per chunk of entities: scores and alerts). Torch
@@ -51,10 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import fraud.model as fraud_model  # noqa: E402  (its step_features / score_steps get timed)
 from embeddings.store import Store  # noqa: E402
-from fraud.autoencoder import AutoencoderConfig  # noqa: E402
-from fraud.features import TransactionSchema  # noqa: E402
-from fraud.model import FraudModel, FraudModelConfig, train_fraud_model  # noqa: E402
-from fraud.scoring import score_batch  # noqa: E402
+from fraud.config import AutoencoderConfig, FraudModelConfig, TransactionSchema
+from fraud.jobs import score_batch
+from fraud.model import FraudModel, train_fraud_model
 
 PATH = Path(__file__).resolve().parents[2] / "shared" / "data" / "fraud-handbook" / "transactions.parquet"
 SCHEMA = TransactionSchema(

@@ -58,8 +58,17 @@ def train_item_vectors(sessions: np.ndarray, dim: int, seed: int) -> tuple[np.nd
         corpus = Path(tmp) / "sessions.txt"
         np.savetxt(corpus, sessions, fmt="%d")
         model = Word2Vec(
-            corpus_file=str(corpus), vector_size=dim, window=5, negative=5, sg=1, min_count=1,
-            sample=1e-4, alpha=0.05, epochs=3, workers=os.cpu_count() or 1, seed=seed,
+            corpus_file=str(corpus),
+            vector_size=dim,
+            window=5,
+            negative=5,
+            sg=1,
+            min_count=1,
+            sample=1e-4,
+            alpha=0.05,
+            epochs=3,
+            workers=os.cpu_count() or 1,
+            seed=seed,
         )
     return np.asarray(model.wv.index_to_key, dtype=np.int64), model.wv.vectors
 
@@ -172,8 +181,14 @@ def main() -> None:
     print(f"trained {len(items)} item vectors in {train_s:.0f}s; indexing {args.n}, {args.queries} held-out queries")
 
     results: dict = {
-        "n": args.n, "queries": args.queries, "dim": args.dim, "k": K, "metric": "cosine",
-        "train_s": round(train_s, 1), "faiss": faiss.__version__, "cpu_threads": faiss.omp_get_max_threads(),
+        "n": args.n,
+        "queries": args.queries,
+        "dim": args.dim,
+        "k": K,
+        "metric": "cosine",
+        "train_s": round(train_s, 1),
+        "faiss": faiss.__version__,
+        "cpu_threads": faiss.omp_get_max_threads(),
     }
     for kind in KINDS:
         results.update(measure(kind, base_keys, base, queries, truth))

@@ -42,7 +42,8 @@ import polars as pl
 import torch
 
 from embeddings.sequences import Sequences
-from embeddings.sgns import SGNSConfig, train_sgns
+from embeddings.sgns import train_sgns
+from embeddings.sgns_config import SGNSConfig
 
 DATA = Path(os.environ.get("SEQEMB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

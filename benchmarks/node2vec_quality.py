@@ -51,7 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.graph_data import DATA, NodeDataset, load_blogcatalog, load_citeseer, load_cora
 from embeddings.evaluate import link_prediction_auc, node_classification, sample_non_edges, split_edges
 from embeddings.graph import Graph
-from embeddings.node2vec import Node2VecConfig, node2vec
+from embeddings.graph.config import Node2VecConfig
+from embeddings.graph.node2vec import node2vec
 from embeddings.vectors import Embeddings
 
 GRID = tuple(product((0.25, 1.0, 4.0), repeat=2))

@@ -68,7 +68,8 @@ def read_network(path: Path):
 # --- seqemb (this process) ------------------------------------------------------------------
 def run_ours(path: Path, p: float, q: float, params: dict) -> dict:
     from embeddings.graph import Graph
-    from embeddings.node2vec import Node2VecConfig, node2vec_with_stats
+    from embeddings.graph.config import Node2VecConfig
+    from embeddings.graph.node2vec import node2vec_with_stats
 
     config = Node2VecConfig(
         dim=params["dim"], walk_length=params["walk_length"], walks_per_node=params["walks_per_node"],

@@ -22,10 +22,10 @@ import torch
 
 from embeddings.data import EventSchema
 from embeddings.synthetic import WorldConfig, make_world
+from recsys.config import FitConfig, RecommenderConfig
 from recsys.data import read_interactions
-from recsys.fit import FitConfig
 from recsys.recommender import Recommender
-from recsys.train import RecommenderConfig, train_recommender
+from recsys.train import train_recommender
 
 WORLD = WorldConfig(seed=0, n_items=3000, n_clusters=30, n_users=3000, n_sessions=30_000)
 CONFIG = replace(RecommenderConfig(), fit=FitConfig(epochs=2, tokens_per_batch=8192), tower_fit=FitConfig(epochs=1))

@@ -33,17 +33,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.recsys_data import diginetica
-from embeddings.sgns import SGNSConfig, train_sgns
+from embeddings.sgns import train_sgns
+from embeddings.sgns_config import SGNSConfig
+from recsys.config import EncoderConfig, FitConfig, NeuMFConfig, RecommenderConfig, TowerConfig
 from recsys.data import EvalCases, prefix_cases
-from recsys.encoder import EncoderConfig
-from recsys.fit import FitConfig
 from recsys.item_knn import ItemKNN
 from recsys.metrics import evaluate
-from recsys.neumf import NeuMFConfig
 from recsys.popularity import Popularity
 from recsys.scorers import reranking_scorer, session_scorer
-from recsys.train import RecommenderConfig, train_encoder, train_reranker, train_towers
-from recsys.two_tower import TowerConfig
+from recsys.train import train_encoder, train_reranker, train_towers
 
 # SR-GNN (Wu et al., AAAI 2019, Table 2) and GCE-GNN (Wang et al., SIGIR 2020) on this split.
 PUBLISHED = {"SR-GNN": (50.73, 17.59), "NARM": (49.70, 16.17), "GRU4Rec": (29.45, 8.33), "GCE-GNN": (54.22, 19.04)}
@@ -59,7 +57,9 @@ CONFIG = RecommenderConfig(
     exclude_seen=False,  # repeated clicks are legitimate targets in sessions
     device="auto",
 )
-ITEM2VEC = SGNSConfig(mode="skipgram", dim=100, window=5, negative=10, epochs=10, sample=1e-5, ns_exponent=-1.0, workers=2)
+ITEM2VEC = SGNSConfig(
+    mode="skipgram", dim=100, window=5, negative=10, epochs=10, sample=1e-5, ns_exponent=-1.0, workers=2
+)
 MODELS = ("pop", "item2vec", "gru", "dssm", "dssm_neumf")
 
 
@@ -126,7 +126,9 @@ def main() -> None:
     cases = test
     if args.validate:
         train, cases = split_validation(train)
-    print(f"diginetica: {len(train):,} training sessions, {len(cases):,} {'validation' if args.validate else 'test'} cases")
+    print(
+        f"diginetica: {len(train):,} training sessions, {len(cases):,} {'validation' if args.validate else 'test'} cases"
+    )
     results = run(train, cases, n_items, config, print)
     best = max(MODELS[2:], key=lambda m: results[f"{m}_p20"])
     results.update(

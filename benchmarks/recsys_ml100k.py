@@ -61,18 +61,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.recsys_data import _path, ml100k
 from benchmarks.recsys_peers import append, protocol_inputs, run_peers, score
 from embeddings.sequences import Sequences
-from embeddings.sgns import SGNSConfig, train_sgns
+from embeddings.sgns import train_sgns
+from embeddings.sgns_config import SGNSConfig
 from embeddings.vocab import Vocabulary
 from recsys.attributes import ItemAttributes
+from recsys.config import EncoderConfig, FitConfig, NeuMFConfig, RecommenderConfig, TowerConfig
 from recsys.data import LeaveOneOut
-from recsys.encoder import EncoderConfig
-from recsys.fit import FitConfig
 from recsys.item_knn import ItemKNN
 from recsys.metrics import PROTOCOLS, Scorer, evaluate
-from recsys.neumf import NeuMFConfig
 from recsys.scorers import reranking_scorer, session_scorer
-from recsys.train import RecommenderConfig, train_encoder, train_reranker, train_towers
-from recsys.two_tower import TowerConfig
+from recsys.train import train_encoder, train_reranker, train_towers
 
 OURS = ("item2vec", "gru", "dssm", "dssm_neumf")
 PEERS = ("pop", "als", "bpr")

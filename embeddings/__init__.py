@@ -1,52 +1,47 @@
 """The foundation of seqemb: events -> sequences -> embeddings -> vector index, and the store.
 
 >>> from embeddings import EventSchema, read_events, build_sequences, item2vec, VectorIndex
+
+The names below load on first use, so importing one light part (the store, the errors) does not
+pull in torch, numba or faiss.
 """
 
-from embeddings.data import BuildReport, EventSchema, build_sequences, read_events, split_sessions
-from embeddings.errors import ConfigError, DataError, NotFoundError, SeqembError
-from embeddings.graph import Graph
-from embeddings.index import VectorIndex
-from embeddings.item2vec import Item2VecJob, item2vec, run_item2vec
-from embeddings.model import EmbeddingModel
-from embeddings.node2vec import Node2VecConfig, Node2VecJob, node2vec, run_node2vec, transaction_graph
-from embeddings.sequences import Sequences
-from embeddings.sgns import SGNSConfig, train_sgns
-from embeddings.sources import read_table
-from embeddings.store import Store
-from embeddings.synthetic import World, WorldConfig, make_world
-from embeddings.vectors import Embeddings
-from embeddings.vocab import Vocabulary
+from __future__ import annotations
 
-__all__ = [
-    "BuildReport",
-    "ConfigError",
-    "DataError",
-    "Embeddings",
-    "EventSchema",
-    "Item2VecJob",
-    "EmbeddingModel",
-    "Graph",
-    "Node2VecConfig",
-    "Node2VecJob",
-    "node2vec",
-    "run_node2vec",
-    "transaction_graph",
-    "NotFoundError",
-    "SGNSConfig",
-    "SeqembError",
-    "Sequences",
-    "Store",
-    "VectorIndex",
-    "Vocabulary",
-    "World",
-    "WorldConfig",
-    "build_sequences",
-    "item2vec",
-    "make_world",
-    "read_events",
-    "read_table",
-    "run_item2vec",
-    "split_sessions",
-    "train_sgns",
-]
+from embeddings.lazy import lazy_exports
+
+_EXPORTS = {
+    "BuildReport": "embeddings.data",
+    "EventSchema": "embeddings.data",
+    "build_sequences": "embeddings.data",
+    "read_events": "embeddings.data",
+    "split_sessions": "embeddings.data",
+    "ConfigError": "embeddings.errors",
+    "DataError": "embeddings.errors",
+    "NotFoundError": "embeddings.errors",
+    "SeqembError": "embeddings.errors",
+    "Graph": "embeddings.graph",
+    "transaction_graph": "embeddings.graph",
+    "Node2VecConfig": "embeddings.graph.config",
+    "node2vec": "embeddings.graph.node2vec",
+    "VectorIndex": "embeddings.index",
+    "item2vec": "embeddings.sgns",
+    "Item2VecJob": "embeddings.sgns_config",
+    "Node2VecJob": "embeddings.graph.config",
+    "run_item2vec": "embeddings.jobs",
+    "run_node2vec": "embeddings.jobs",
+    "EmbeddingModel": "embeddings.model",
+    "Sequences": "embeddings.sequences",
+    "SGNSConfig": "embeddings.sgns_config",
+    "train_sgns": "embeddings.sgns",
+    "read_table": "embeddings.sources",
+    "Store": "embeddings.store",
+    "World": "embeddings.synthetic",
+    "WorldConfig": "embeddings.synthetic",
+    "make_world": "embeddings.synthetic",
+    "Embeddings": "embeddings.vectors",
+    "Vocabulary": "embeddings.vocab",
+}
+
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 -- the export table is the one list of names
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -14,7 +14,6 @@ rows: building takes about 20 bytes of working memory per event beyond the frame
 from __future__ import annotations
 
 from collections.abc import Callable
-
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
@@ -22,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
+from embeddings.checks import check_int
 from embeddings.errors import ConfigError, DataError
 from embeddings.sequences import Sequences
 from embeddings.sources import Source, describe_source, read_table
@@ -249,8 +249,8 @@ def build_sequences(
     ``min_length`` are dropped. Every dropped event is counted in the report by reason.
     Tokens within a sequence are in time order; weights, if any, are not used.
     """
-    if min_count < 1 or min_length < 1:
-        raise ConfigError(f"min_count and min_length must be >= 1, got {min_count} and {min_length}")
+    check_int("min_count", min_count)
+    check_int("min_length", min_length)
     events = split_sessions(events, session_gap)
     dropped = {"below_min_count": 0, "unknown_item": 0, "short_sequence": 0}
     if vocab is None:

@@ -27,6 +27,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
 
+from embeddings.checks import check_int
 from embeddings.errors import ConfigError, DataError, NotFoundError
 from embeddings.index import VectorIndex
 from embeddings.vectors import Embeddings
@@ -182,8 +183,7 @@ def sample_non_edges(
     held-out non-edges of :func:`split_edges`) are avoided too, so training and test
     negatives can be kept apart.
     """
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-        raise ConfigError(f"count must be a positive integer, got {count!r}")
+    check_int("count", count)
     ids, pairs = _undirected_pairs(graph_or_edges)
     n = ids.size
     codes = pairs[:, 0] * n + pairs[:, 1]

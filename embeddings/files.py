@@ -65,9 +65,15 @@ def read_json(path: Path, expected: type) -> Any:
     return data
 
 
+def format_tag(name: str, version: int) -> str:
+    """The format tag every seqemb manifest carries: ``"seqemb.<name>/<version>"``."""
+    return f"seqemb.{name}/{version}"
+
+
 def read_manifest(directory: str | os.PathLike, filename: str, fmt: str, what: str) -> dict[str, Any]:
     """The JSON manifest ``directory/filename`` of a saved ``what`` (e.g. "a recommender"),
-    checked to be a dict whose ``format`` is ``fmt``; a missing file is :class:`NotFoundError`."""
+    checked to be a dict whose ``format`` is ``fmt`` (a :func:`format_tag`); a missing file is
+    :class:`NotFoundError`."""
     path = Path(directory) / filename
     if not path.is_file():
         raise NotFoundError(f"{directory}: not {what} directory (no {filename})")

@@ -41,15 +41,16 @@ from typing import Any
 import faiss
 import numpy as np
 
+from embeddings.checks import check_int
 from embeddings.errors import ConfigError, DataError, NotFoundError
-from embeddings.files import atomic_output, read_json
+from embeddings.files import atomic_output, format_tag, read_json
 from embeddings.vectors import Embeddings, Key, as_float_matrix, as_key_list, check_k, unit_rows
 
 KINDS = ("exact", "ivf", "hnsw")
 METRICS = ("cosine", "ip", "l2")
 KIND_PARAMS = {"exact": (), "ivf": ("nlist", "nprobe"), "hnsw": ("m", "ef_construction", "ef_search")}
 _GPU_MAX_K = 2048  # FAISS GPU k-selection limit; larger k searches the CPU index
-_FORMAT = "seqemb.vector_index/1"
+_FORMAT = format_tag("vector_index", 1)
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,8 @@ class IndexConfig:
         if self.metric not in METRICS:
             raise ConfigError(f"metric {self.metric!r} is not one of {', '.join(METRICS)}")
         for name in ("nlist", "nprobe", "m", "ef_construction", "ef_search"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name))
 
     @classmethod
     def for_kind(cls, kind: str, metric: str, **params: Any) -> IndexConfig:

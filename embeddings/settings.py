@@ -1,4 +1,4 @@
-"""Where seqemb keeps its files and which torch device it computes on.
+"""Where seqemb keeps its files.
 
 ``SEQEMB_HOME`` (default ``~/.seqemb``) holds the SQLite store and the model
 directories; ``SEQEMB_DB_URL`` points the store at any SQLAlchemy URL instead.
@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import torch
-
-from embeddings.errors import ConfigError
 
 
 def seqemb_home() -> Path:
@@ -34,18 +30,3 @@ def models_dir() -> Path:
     path = seqemb_home() / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """Map ``"auto"`` to CUDA when a GPU is visible, else CPU; validate anything else."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"device {device!r} is not a torch device (use auto, cpu or cuda)") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for CUDA but no GPU is visible; use --device cpu")
-    return resolved

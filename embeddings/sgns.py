@@ -27,11 +27,13 @@ shared matrices without locks) and a batched torch path for CUDA
 (:mod:`embeddings.sgns_torch`). With ``workers=1`` the CPU kernel is exactly
 reproducible for a seed; with more workers the threads race on shared rows, so
 results differ slightly from run to run, as in gensim.
+
+:func:`item2vec` is this objective over vocabulary-encoded item sequences, returning the items'
+input vectors as :class:`Embeddings` (:func:`embeddings.jobs.run_item2vec` is the job around it).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,71 +43,14 @@ from functools import partial
 import numpy as np
 from tqdm.auto import tqdm
 
+from embeddings.device import resolve_device
 from embeddings.errors import ConfigError, DataError
 from embeddings.sequences import Sequences
-from embeddings.settings import resolve_device
+from embeddings.sgns_config import SGNSConfig
 from embeddings.sgns_kernels import sigmoid_tables, train_chunk
 from embeddings.sgns_torch import train_torch
-
-MODES = ("skipgram", "cbow")
-BACKENDS = ("auto", "numba", "torch")
-
-
-@dataclass
-class SGNSConfig:
-    """Hyperparameters of skip-gram / CBOW with negative sampling.
-
-    ``shuffle`` visits the sequences in a fresh random order each epoch
-    (word2vec and gensim keep corpus order; shuffling measured +0.5 point HR@20
-    on a Diginetica validation split). ``workers=0`` uses every core (CPU
-    kernel threads). ``backend="auto"`` runs the compiled kernel
-    on CPU and the torch path on CUDA; ``backend="torch"`` forces the torch
-    path (also on CPU). ``chunk_tokens`` is how many tokens one kernel call
-    trains (the unit of work handed to a thread and of progress);
-    ``batch_size`` is the number of centre positions per torch step (raise it
-    on a GPU).
-    """
-
-    mode: str = "skipgram"
-    dim: int = 100
-    window: int = 5
-    negative: int = 5
-    sample: float = 1e-3
-    epochs: int = 5
-    alpha: float = 0.025
-    min_alpha: float = 1e-4
-    ns_exponent: float = 0.75
-    seed: int = 0
-    workers: int = 0
-    device: str = "auto"
-    backend: str = "auto"
-    shuffle: bool = True
-    chunk_tokens: int = 16_384
-    batch_size: int = 4_096
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"mode must be 'skipgram' or 'cbow', got {self.mode!r}")
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"backend must be 'auto', 'numba' or 'torch', got {self.backend!r}")
-        for name in ("dim", "window", "negative", "epochs", "chunk_tokens", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
-            raise ConfigError(f"workers must be a non-negative integer (0 = all cores), got {self.workers!r}")
-        if not isinstance(self.shuffle, bool):
-            raise ConfigError(f"shuffle must be true or false, got {self.shuffle!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not (math.isfinite(self.sample) and self.sample >= 0):
-            raise ConfigError(f"sample must be a finite number >= 0 (0 disables subsampling), got {self.sample!r}")
-        if not (math.isfinite(self.alpha) and self.alpha > 0):
-            raise ConfigError(f"alpha must be a finite number > 0, got {self.alpha!r}")
-        if not (math.isfinite(self.min_alpha) and 0 <= self.min_alpha <= self.alpha):
-            raise ConfigError(f"min_alpha must be between 0 and alpha ({self.alpha}), got {self.min_alpha!r}")
-        if not math.isfinite(self.ns_exponent):
-            raise ConfigError(f"ns_exponent must be a finite number, got {self.ns_exponent!r}")
+from embeddings.vectors import Embeddings
+from embeddings.vocab import Vocabulary
 
 
 @dataclass
@@ -303,3 +248,16 @@ def _train_numba(
 def _chunk_seed(seed: int, epoch: int, first: int) -> int:
     """A 63-bit seed per (seed, epoch, chunk start), independent of which thread runs the chunk."""
     return int(np.random.SeedSequence([seed, epoch, first]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def item2vec(
+    sequences: Sequences, vocab: Vocabulary, config: SGNSConfig | None = None, *, progress: bool = True
+) -> tuple[Embeddings, SGNSResult]:
+    """item2vec: train SGNS on ``sequences`` (tokens index ``vocab``) and return the items' vectors.
+
+    The embeddings hold one float32 row of ``config.dim`` per real vocabulary key (the
+    reserved padding index 0 is left out); the result carries the loss and throughput.
+    """
+    result = train_sgns(sequences, vocab.counts, config or SGNSConfig(), progress=progress)
+    keys = vocab.decode(np.arange(1, len(vocab)))
+    return Embeddings(keys, result.input_vectors[1:]), result

@@ -16,17 +16,13 @@ with the true centre in column 0 and K noise tokens after it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from embeddings.sequences import Sequences
+from embeddings.sgns_config import SGNSConfig
 from embeddings.sgns_kernels import MAX_EXP
-
-if TYPE_CHECKING:
-    from embeddings.sgns import SGNSConfig
 
 
 def train_torch(

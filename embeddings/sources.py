@@ -46,7 +46,6 @@ def describe_source(source: Source, *, table: str | None = None, query: str | No
     return str(source)
 
 
-
 def read_table(source: Source, *, table: str | None = None, query: str | None = None) -> pl.DataFrame:
     """Read ``source`` whole into a DataFrame, column types as the reader infers them."""
     name = describe_source(source, table=table, query=query)

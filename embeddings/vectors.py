@@ -26,11 +26,14 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from embeddings.checks import check_int
+from embeddings.errors import DataError, NotFoundError
 from embeddings.files import atomic_output, read_json
-from embeddings.errors import ConfigError, DataError, NotFoundError
+from embeddings.keys import as_key
 from embeddings.word2vec_format import read_word2vec, write_word2vec
 
 Key = str | int
@@ -47,9 +50,7 @@ def as_key_list(keys: Iterable[Key] | np.ndarray, source: str = "keys") -> list[
         if types <= {str, int}:
             raise DataError(f"{source} must be all str or all int, found both")
         bad = next(i for i, t in enumerate(map(type, key_list)) if t not in (str, int))
-        raise DataError(
-            f"{source} must be str or int; row {bad} is {type(key_list[bad]).__name__} {key_list[bad]!r}"
-        )
+        raise DataError(f"{source} must be str or int; row {bad} is {type(key_list[bad]).__name__} {key_list[bad]!r}")
     if len(set(key_list)) != len(key_list):
         first_row: dict[Key, int] = {}
         for row, key in enumerate(key_list):  # error path only: find the first repeat
@@ -77,8 +78,7 @@ def as_float_matrix(values: object, source: str = "vectors", dim: int | None = N
 
 def check_k(k: object) -> None:
     """Raise unless ``k`` (a result count) is a positive integer."""
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    check_int("k", k)
 
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
@@ -124,6 +124,15 @@ class Embeddings:
 
     def __contains__(self, key: object) -> bool:
         return key in self._row
+
+    @property
+    def integer_keys(self) -> bool:
+        """Whether the keys are integers (else text)."""
+        return bool(self._keys) and isinstance(self._keys[0], int)
+
+    def key_of(self, text: Any) -> Key:
+        """A key typed by a person as this table spells it (:func:`embeddings.keys.as_key`); it may be absent."""
+        return as_key(text, self.integer_keys)
 
     def __getitem__(self, key: Key) -> np.ndarray:
         return self._vectors[self.index_of(key)]

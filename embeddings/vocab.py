@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from embeddings.checks import check_int
 from embeddings.errors import DataError, NotFoundError
 
 FILE_NAME = "vocabulary.parquet"
@@ -38,9 +39,7 @@ class VocabReport:
     dropped_rows: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        dropped = ", ".join(
-            f"{r}: {k} keys / {self.dropped_rows[r]} rows" for r, k in self.dropped_keys.items() if k
-        )
+        dropped = ", ".join(f"{r}: {k} keys / {self.dropped_rows[r]} rows" for r, k in self.dropped_keys.items() if k)
         kept = f"{self.keys_kept} of {self.keys_seen} keys kept from {self.rows_seen} rows"
         return f"{kept} (dropped {dropped or 'none'})"
 
@@ -89,16 +88,13 @@ class Vocabulary:
         ``max_size`` caps the number of real keys (PAD not included), keeping the most
         frequent. Nulls are refused with a :class:`DataError` naming the first null row.
         """
-        if min_count < 1:
-            raise ValueError(f"min_count must be >= 1, got {min_count}")
-        if max_size is not None and max_size < 0:
-            raise ValueError(f"max_size must be >= 0, got {max_size}")
+        check_int("min_count", min_count)
+        if max_size is not None:
+            check_int("max_size", max_size, minimum=0)
         s = _key_series(keys)
         if s.null_count():
             raise DataError(f"{s.name or 'keys'}: row {s.is_null().arg_max()} (0-based) is null")
-        counted = (
-            s.rename("key").value_counts(name="count").sort(["count", "key"], descending=[True, False])
-        )
+        counted = s.rename("key").value_counts(name="count").sort(["count", "key"], descending=[True, False])
         frequent = counted.filter(pl.col("count") >= min_count)
         kept = frequent if max_size is None else frequent.head(max_size)
         rare_rows = int(counted["count"].sum() - frequent["count"].sum())

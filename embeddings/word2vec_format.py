@@ -26,8 +26,8 @@ from typing import NoReturn
 import numpy as np
 from numba import njit
 
-from embeddings.files import atomic_output
 from embeddings.errors import DataError, NotFoundError
+from embeddings.files import atomic_output
 
 _TEXT_CHUNK_ROWS = 20_000  # rows formatted per write when writing word2vec text
 

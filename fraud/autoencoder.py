@@ -16,8 +16,16 @@ Model::
 Objective (minimised with Adam and gradient-norm clipping at ``clip``; with ``denoise`` > 0
 the encoder sees ``x_i + eps_i``, ``eps_i ~ N(0, denoise^2)``, and the target stays ``x_i``)::
 
-    loss = sum_{windows} sum_i m_i * e_i / sum_{windows} sum_i m_i,
-    e_i  = mean_f (y_{i,f} - x_{i,f})^2                 the per-step error
+    loss = sum_{windows} sum_i m_i * mean_c (y_{i,c} - x_{i,c})^2 / sum_{windows} sum_i m_i
+
+an equal-weight mean over the ``C`` feature *columns* (each column of the counterparty vector
+counts as one), so the decoder learns the vector itself.
+
+Score: the error of step ``i`` is a weighted sum over the columns in which every *feature*
+counts once (:func:`~fraud.features.column_weights`: a scalar feature's column weighs 1, the
+``d`` columns of the counterparty vector ``1 / d`` each, all normalised to sum to 1)::
+
+    e_i = sum_c w_c (y_{i,c} - x_{i,c})^2
 
 Training uses genuine history only: windows ending at every ``stride``-th step of every
 entity, minus the windows that contain a step labelled fraud when the features carry labels
@@ -30,59 +38,22 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from embeddings.device import resolve_device
 from embeddings.errors import ConfigError, DataError
-from embeddings.files import atomic_directory, read_manifest
-from embeddings.settings import resolve_device
+from embeddings.files import atomic_directory, format_tag, read_manifest
+from fraud.config import AutoencoderConfig
 from fraud.features import Features, column_weights
 
 CONFIG_FILE = "autoencoder.json"
 WEIGHTS_FILE = "weights.pt"
-FORMAT = 1
-
-
-@dataclass(frozen=True)
-class AutoencoderConfig:
-    """Hyper-parameters of :class:`SequenceAutoencoder` and its training; defaults work."""
-
-    hidden: int = 32  # GRU hidden size (per direction for the encoder)
-    # Width of the window embedding z. Narrow on purpose: with 16 the decoder copies the last
-    # step through (synthetic world: card-testing step AUC 0.69), with 4 every planted kind >= 0.93.
-    bottleneck: int = 4
-    layers: int = 1  # GRU layers in encoder and decoder
-    bidirectional: bool = False  # bidirectional encoder (the window is all past steps: still causal)
-    window: int = 8  # L: steps per window; the last L steps are reconstructed
-    stride: int = 1  # training windows end at every stride-th step of an entity
-    denoise: float = 0.0  # std of Gaussian noise added to standardised inputs in training
-    dropout: float = 0.0  # on the encoder state before the bottleneck, and between GRU layers
-    epochs: int = 8
-    lr: float = 3e-3
-    batch_size: int = 256  # windows per training batch
-    # Windows per scoring batch. On CPU a batch whose GRU states stay in cache is cheapest: at one
-    # thread 2048 took about 30 % less CPU time than 8192 (Fraud Handbook data, 200k windows).
-    score_batch_size: int = 2048
-    clip: float = 5.0  # max gradient norm
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        positive = ("hidden", "bottleneck", "layers", "window", "stride", "epochs", "batch_size", "score_batch_size")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"autoencoder {name} must be an integer >= 1, got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"autoencoder dropout must be in [0, 1), got {self.dropout!r}")
-        if self.denoise < 0.0:
-            raise ConfigError(f"autoencoder denoise must be >= 0, got {self.denoise!r}")
-        if not self.lr > 0.0 or not self.clip > 0.0:
-            raise ConfigError(f"autoencoder lr and clip must be > 0, got lr={self.lr!r}, clip={self.clip!r}")
+FORMAT = format_tag("autoencoder", 1)
 
 
 class SequenceAutoencoder(nn.Module):
@@ -355,19 +326,16 @@ def save_autoencoder(model: SequenceAutoencoder, directory: str | os.PathLike) -
     return directory
 
 
-def load_autoencoder(directory: str | os.PathLike, device: str | None = None) -> SequenceAutoencoder:
-    """Load a model written by :func:`save_autoencoder` (weights with ``weights_only=True``).
-
-    ``device`` overrides the saved config's device (``"auto"`` by default).
-    """
+def load_autoencoder(directory: str | os.PathLike, device: str = "auto") -> SequenceAutoencoder:
+    """Load a model written by :func:`save_autoencoder` (weights with ``weights_only=True``) onto
+    ``device`` (``"auto"``: CUDA when visible, else CPU), whatever device it was trained on; its config
+    keeps the training settings as saved."""
     directory = Path(directory)
     meta = read_manifest(directory, CONFIG_FILE, FORMAT, "an autoencoder")
     known = {f.name for f in fields(AutoencoderConfig)}
     values = {k: v for k, v in meta.get("config", {}).items() if k in known}
-    if device is not None:
-        values["device"] = device
     config = AutoencoderConfig(**values)
     model = SequenceAutoencoder(list(meta["feature_names"]), config)
     state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
-    return model.to(resolve_device(config.device)).eval()
+    return model.to(resolve_device(device)).eval()

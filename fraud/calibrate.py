@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from embeddings.checks import check_int
 from embeddings.errors import ConfigError
+from embeddings.files import format_tag
 
-FORMAT = 1
+FORMAT = format_tag("calibration", 1)
 DEFAULT_POINTS = 1001
 
 
@@ -66,15 +68,13 @@ class Calibration:
             raise ConfigError("calibration quantiles must be finite")
         if (np.diff(q) < 0).any():
             raise ConfigError("calibration quantiles must be sorted (non-decreasing)")
-        if not isinstance(self.n_fitted, int) or isinstance(self.n_fitted, bool) or self.n_fitted < 1:
-            raise ConfigError(f"n_fitted must be an integer >= 1, got {self.n_fitted!r}")
+        check_int("n_fitted", self.n_fitted)
         object.__setattr__(self, "quantiles", q)
 
     @classmethod
     def fit(cls, genuine_scores: object, points: int = DEFAULT_POINTS) -> Calibration:
         """Fit on the raw scores of genuine validation steps (finite numbers; NaN is an error)."""
-        if not isinstance(points, int) or isinstance(points, bool) or points < 2:
-            raise ConfigError(f"points must be an integer >= 2, got {points!r}")
+        check_int("points", points, minimum=2)
         values = _finite_scores(genuine_scores, "genuine scores")
         return cls(np.quantile(values, np.linspace(0.0, 1.0, points)), int(values.size))
 
@@ -158,8 +158,7 @@ def threshold_for_budget(scores: object, days: object, entities: object, per_day
     date. Ties between entities with equal scores go to the smaller entity id, so each day has
     exactly ``min(per_day, entities that day)`` alerts. Works on whole columns (polars group-by).
     """
-    if not isinstance(per_day, int) or isinstance(per_day, bool) or per_day < 1:
-        raise ConfigError(f"per_day must be an integer >= 1, got {per_day!r}")
+    check_int("per_day", per_day)
     values = _finite_scores(scores, "scores")
     day = days if isinstance(days, pl.Series) else pl.Series(np.asarray(days))
     entity = entities if isinstance(entities, pl.Series) else pl.Series(np.asarray(entities))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from embeddings.checks import check_int
 from embeddings.errors import ConfigError
 from embeddings.index import VectorIndex
 from fraud.autoencoder import SequenceAutoencoder, window_batches
@@ -41,12 +42,6 @@ def _rows(features: Features, rows: object) -> np.ndarray:
         bad = int(values[(values < 0) | (values >= features.n_steps)][0])
         raise ConfigError(f"row {bad} is outside the features (0 .. {features.n_steps - 1})")
     return values
-
-
-def _positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
 
 
 @torch.no_grad()
@@ -166,8 +161,8 @@ def explain(
     model: SequenceAutoencoder, features: Features, row: int, top_steps: int = 3, top_features: int = 3
 ) -> Explanation:
     """Explain the score of the step at features row ``row`` (see the module doc)."""
-    top_steps = _positive_int("top_steps", top_steps)
-    top_features = _positive_int("top_features", top_features)
+    check_int("top_steps", top_steps)
+    check_int("top_features", top_features)
     if isinstance(row, bool) or not isinstance(row, (int, np.integer)):
         raise ConfigError(f"row must be an integer step row, got {row!r}")
     row = int(_rows(features, [row])[0])
@@ -248,7 +243,7 @@ class FraudNeighbours:
         Returns ``keys`` (object ``[len(rows), k]``, ``None`` past the index size) and cosine
         ``similarity`` (float32 ``[len(rows), k]``, best first, ``-inf`` for padding).
         """
-        k = _positive_int("k", k)
+        check_int("k", k)
         vectors = embed_rows(model, features, rows)
         if vectors.shape[0] == 0:
             return np.empty((0, k), dtype=object), np.empty((0, k), dtype=np.float32)

@@ -27,6 +27,7 @@ from embeddings.data import bad_row, check_ids, check_nulls, check_timestamps, c
 from embeddings.errors import ConfigError, DataError
 from embeddings.sources import Source
 from embeddings.vectors import Embeddings, unit_rows
+from fraud.config import TransactionSchema
 
 _US_PER_S = 1_000_000.0
 _TWO_PI = 2.0 * np.pi
@@ -48,40 +49,6 @@ COUNTERPARTY_FEATURES = (
     "counterparty_cosine",  # cosine(u(v_t), mean of u(v_s) over the entity's earlier steps s < t); 0 if undefined
 )
 VECTOR_PREFIX = "cp_"  # columns cp_0 .. cp_{d-1}: the counterparty's unit vector
-
-
-@dataclass(frozen=True)
-class TransactionSchema:
-    """Names of the caller's columns; ``category``, ``channel`` and ``label`` are optional."""
-
-    entity: str = "card_id"
-    counterparty: str = "merchant_id"
-    amount: str = "amount"
-    timestamp: str = "ts"
-    category: str | None = None
-    channel: str | None = None
-    label: str | None = None
-
-    def __post_init__(self) -> None:
-        named = [self.entity, self.counterparty, self.amount, self.timestamp]
-        names = named + [n for n in (self.category, self.channel, self.label) if n is not None]
-        if any(not isinstance(n, str) or not n for n in names):
-            raise ConfigError(f"transaction column names must be non-empty strings, got {names}")
-        if len(set(names)) != len(names):
-            raise ConfigError(f"transaction columns must be distinct, got {names}")
-
-    def columns(self) -> dict[str, str]:
-        """Canonical name -> caller's column name, for the columns this schema uses."""
-        named = {
-            "entity": self.entity,
-            "counterparty": self.counterparty,
-            "amount": self.amount,
-            "ts": self.timestamp,
-            "category": self.category,
-            "channel": self.channel,
-            "label": self.label,
-        }
-        return {canonical: column for canonical, column in named.items() if column is not None}
 
 
 def _amounts(name: str, column: str, s: pl.Series) -> pl.Series:

@@ -18,7 +18,7 @@ import polars as pl
 
 from embeddings.errors import ConfigError
 from embeddings.store import Store
-from embeddings.store_schema import ID_LENGTH, utcnow
+from embeddings.store.schema import ID_LENGTH, utcnow
 
 FRAUD = "fraud"
 GENUINE = "genuine"

@@ -19,8 +19,8 @@ keeps the main calibration.
 Analysts' labels (:mod:`fraud.labels`) count as known labels: a transaction an analyst
 confirmed as fraud leaves the training windows and the calibration sample, one they marked a
 false positive stays in both (it is genuine behaviour the model should learn to reconstruct);
-an analyst's label overrides the source's label column. :func:`run_train_fraud` reads them
-from its store.
+an analyst's label overrides the source's label column. :func:`fraud.jobs.run_train_fraud` reads
+them from its store.
 
 :meth:`FraudModel.score` gives every transaction a raw score (the reconstruction error of the
 step as the last step of its window) and a calibrated one in ``[0, 1]`` (the share of genuine
@@ -29,8 +29,7 @@ validation steps that scored lower).
 A saved model is a directory: ``fraud_model.json`` (schema, transaction id column, config,
 validation cut-off), ``calibration.json``, ``cold_calibration.json`` (one per cold position, null where not fitted), ``autoencoder/`` (config JSON + weights loaded with
 ``weights_only=True``) and, when the features used counterparty vectors, ``counterparty/``.
-:func:`run_train_fraud` is the job behind ``seqemb train-fraud``: it records a run of kind
-``fraud_model`` and saves the model directory.
+:func:`fraud.jobs.run_train_fraud` is the job behind ``seqemb train-fraud``.
 """
 
 from __future__ import annotations
@@ -46,49 +45,22 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from embeddings.errors import ConfigError, DataError
-from embeddings.files import atomic_directory, read_json, read_manifest
-from embeddings.model import EmbeddingModel
-from embeddings.settings import models_dir
+from embeddings.errors import DataError
+from embeddings.files import atomic_directory, format_tag, read_json, read_manifest
 from embeddings.sources import Source, describe_source, read_table
-from embeddings.store import Store
 from embeddings.vectors import Embeddings
-from fraud.autoencoder import (
-    AutoencoderConfig,
-    SequenceAutoencoder,
-    load_autoencoder,
-    save_autoencoder,
-    score_steps,
-    train_autoencoder,
-)
+from fraud.autoencoder import SequenceAutoencoder, load_autoencoder, save_autoencoder, score_steps, train_autoencoder
 from fraud.calibrate import Calibration
-from fraud.features import TransactionSchema, read_transactions, step_features
-from fraud.labels import read_labels
+from fraud.config import FraudModelConfig, TransactionSchema
+from fraud.features import read_transactions, step_features
 
-FRAUD_MODEL_KIND = "fraud_model"
 MODEL_FILE = "fraud_model.json"
 CALIBRATION_FILE = "calibration.json"
 COLD_CALIBRATION_FILE = "cold_calibration.json"
 MIN_COLD_STEPS = 100  # fewer genuine steps at a cold position than this: it keeps the main calibration
 AUTOENCODER_DIR = "autoencoder"
 COUNTERPARTY_DIR = "counterparty"
-FORMAT = 1
-
-
-@dataclass(frozen=True)
-class FraudModelConfig:
-    """How to train: the autoencoder's config, the validation share of the time span and the
-    optional transaction id column (else a transaction is named by its 0-based source row)."""
-
-    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
-    validation_fraction: float = 0.2
-    transaction_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
-        if self.transaction_id is not None and (not isinstance(self.transaction_id, str) or not self.transaction_id):
-            raise ConfigError(f"transaction_id must be a non-empty column name, got {self.transaction_id!r}")
+FORMAT = format_tag("fraud_model", 1)
 
 
 def read_scoring_transactions(
@@ -231,8 +203,8 @@ class FraudModel:
         return directory
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, device: str | None = None) -> FraudModel:
-        """Load a directory written by :meth:`save`."""
+    def load(cls, directory: str | os.PathLike, device: str = "auto") -> FraudModel:
+        """Load a directory written by :meth:`save` onto ``device`` (``"auto"``: CUDA when visible, else CPU)."""
         directory = Path(directory)
         meta = read_manifest(directory, MODEL_FILE, FORMAT, "a fraud model")
         schema_fields = {f.name for f in fields(TransactionSchema)}
@@ -336,39 +308,3 @@ def _with_analyst_labels(frame: pl.DataFrame, labels: pl.DataFrame) -> tuple[pl.
     # Unlabelled is "not known to be fraud" (0), as the source's label column means it.
     label = pl.coalesce("analyst", current).fill_null(0).cast(pl.Int8)
     return joined.with_columns(label=label).drop("analyst"), matched
-
-
-@dataclass
-class FraudJob:
-    """What ``seqemb train-fraud`` reads and how it trains; ``counterparty_vectors`` is an
-    embedding model directory (item2vec / node2vec) whose vectors become counterparty features."""
-
-    schema: TransactionSchema = field(default_factory=TransactionSchema)
-    config: FraudModelConfig = field(default_factory=FraudModelConfig)
-    counterparty_vectors: str | None = None
-    analyst_labels: bool = True  # use the store's analyst labels (see the module doc)
-
-
-def run_train_fraud(
-    source: Source,
-    job: FraudJob,
-    *,
-    store: Store,
-    table: str | None = None,
-    query: str | None = None,
-    out: str | os.PathLike | None = None,
-) -> tuple[FraudModel, str, Path]:
-    """Train on ``source``, save to ``out`` (default ``$SEQEMB_HOME/models/fraud_model-<run id>``),
-    record a run of kind ``fraud_model``; return ``(model, run id, model path)``."""
-    vectors = None
-    if job.counterparty_vectors is not None:
-        vectors = EmbeddingModel.load(job.counterparty_vectors).embeddings
-    with store.run(FRAUD_MODEL_KIND, asdict(job)) as run:
-        labels = read_labels(store) if job.analyst_labels else None
-        model = train_fraud_model(
-            source, job.schema, job.config, vectors, table=table, query=query, analyst_labels=labels
-        )
-        path = model.save(out if out is not None else models_dir() / f"{FRAUD_MODEL_KIND}-{run.id}")
-        run.log_metrics(model.metrics)
-        run.artifact_path = str(path)
-    return model, run.id, path

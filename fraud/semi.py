@@ -59,7 +59,6 @@ scikit-learn's ``predict_proba``).
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -70,8 +69,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.linear_model import LogisticRegression
 
 from embeddings.errors import ConfigError, DataError
-from embeddings.files import atomic_directory, read_manifest
+from embeddings.files import atomic_directory, format_tag, read_manifest
 from fraud.autoencoder import SequenceAutoencoder, window_errors_and_vectors
+from fraud.config import SemiConfig
 from fraud.counterparty_labels import COUNTERPARTY_LABEL_INPUTS
 from fraud.features import Features
 from fraud.trees import Boosted, Forest, Trees
@@ -80,47 +80,9 @@ CONFIG_FILE = "semi.json"
 FOREST_FILE = "semi_forest.npz"
 BOOSTED_FILE = "semi_boosted.npz"
 TREE_MODELS: dict[str, tuple[type[Trees], str]] = {"forest": (Forest, FOREST_FILE), "boosted": (Boosted, BOOSTED_FILE)}
-FORMAT = 2
+FORMAT = format_tag("semi_model", 2)
 EPS = 1e-6
-CLASSIFIERS = ("forest", "boosted", "logistic")
 HISTORY_INPUT = "window_max_amount_ratio"
-
-
-@dataclass(frozen=True)
-class SemiConfig:
-    """Hyper-parameters of the semi-supervised model; defaults work."""
-
-    classifier: str = "forest"  # "forest", "boosted" or "logistic"
-    n_trees: int = 100  # forest: number of trees; boosted: most boosting rounds
-    max_depth: int | None = None  # forest, boosted: None grows every tree until its leaves are pure (or max_leaf_nodes)
-    min_samples_leaf: int | None = None  # forest, boosted; None: 1 for the forest, 20 for boosting
-    seed: int = 0  # forest: bootstrap and split sampling; boosted: the early-stopping hold-out
-    learning_rate: float = 0.1  # boosted: shrinkage of every round's tree
-    max_leaf_nodes: int | None = 31  # boosted: leaves per tree (None: no limit)
-    l2: float = 0.0  # boosted: L2 penalty on the leaf values
-    early_stopping: bool = True  # boosted: stop when the loss on a 10% hold-out of the labelled steps stalls
-    C: float = 1.0  # logistic: inverse L2 strength
-    max_iter: int = 2000  # logistic
-    class_weight: str | None = None  # "balanced" or None (both classifiers)
-    use_embedding: bool = True  # include the bottleneck vector z_t
-    use_history: bool = True  # include the window's largest earlier amount_ratio
-    use_counterparty_labels: bool = False  # include the counterparty's known-label history (the caller supplies it)
-    use_features: bool = True  # include the step's features x_t
-    min_per_class: int = 1  # labelled steps needed of each class
-
-    def __post_init__(self) -> None:
-        if self.classifier not in CLASSIFIERS:
-            raise ConfigError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
-        if not (isinstance(self.C, (int, float)) and math.isfinite(self.C) and self.C > 0):
-            raise ConfigError(f"C must be a positive number, got {self.C!r}")
-        if self.class_weight not in ("balanced", None):
-            raise ConfigError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}")
-        if min(self.max_iter, self.min_per_class, self.n_trees, self.min_samples_leaf or 1) < 1:
-            raise ConfigError("max_iter, min_per_class, n_trees and min_samples_leaf must be at least 1")
-        if not (0 < self.learning_rate <= 1 and self.l2 >= 0 and (self.max_leaf_nodes or 2) >= 2):
-            raise ConfigError("learning_rate must be in (0, 1], l2 at least 0 and max_leaf_nodes None or at least 2")
-        if self.max_depth is not None and self.max_depth < 1:
-            raise ConfigError(f"max_depth must be None or at least 1, got {self.max_depth!r}")
 
 
 def semi_inputs(

@@ -64,10 +64,15 @@ class ItemAttributes:
             row = int(ids.is_null().arg_max())
             raise bad_row(name, id_column, row, f"id {frame[id_column][row]!r} does not match the events' id type")
         known = ids.is_in(vocab_keys.implode())
-        keys = pl.concat([pl.Series("key", [None], dtype=vocab_keys.dtype), vocab_keys.rename("key"), ids.filter(~known)])
-        table = pl.DataFrame({"key": keys}).with_row_index("row").join(
-            frame.with_columns(ids.rename(id_column)), left_on="key", right_on=id_column, how="left"
-        ).sort("row")
+        keys = pl.concat(
+            [pl.Series("key", [None], dtype=vocab_keys.dtype), vocab_keys.rename("key"), ids.filter(~known)]
+        )
+        table = (
+            pl.DataFrame({"key": keys})
+            .with_row_index("row")
+            .join(frame.with_columns(ids.rename(id_column)), left_on="key", right_on=id_column, how="left")
+            .sort("row")
+        )
         columns = [c for c in frame.columns if c != id_column]
         categorical = [c for c in columns if _is_categorical(frame[c])]
         numeric = [c for c in columns if c not in categorical and frame[c].dtype.is_numeric()]

@@ -16,7 +16,6 @@ sequence trains next-item prediction at every position.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -24,25 +23,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from embeddings.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """Shape of the encoder. ``dim``: item and session vector width; ``hidden``: GRU width."""
-
-    dim: int = 100
-    hidden: int = 100
-    layers: int = 1
-    dropout: float = 0.25
-    temperature: float = 0.07
-
-    def __post_init__(self) -> None:
-        if min(self.dim, self.hidden, self.layers) < 1:
-            raise ConfigError(f"dim, hidden and layers must be >= 1, got {self.dim}, {self.hidden}, {self.layers}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+from recsys.config import EncoderConfig
 
 
 class GRUSessionEncoder(nn.Module):
@@ -76,7 +57,9 @@ class GRUSessionEncoder(nn.Module):
     def init_items(self, vectors: torch.Tensor) -> None:
         """Start item embeddings from given vectors ``[n_tokens, dim]`` (e.g. item2vec), rescaled."""
         if tuple(vectors.shape) != tuple(self.items.weight.shape):
-            raise ConfigError(f"initial item vectors have shape {tuple(vectors.shape)}, need {tuple(self.items.weight.shape)}")
+            raise ConfigError(
+                f"initial item vectors have shape {tuple(vectors.shape)}, need {tuple(self.items.weight.shape)}"
+            )
         with torch.no_grad():
             scale = vectors[1:].norm(dim=1).mean().clamp_min(1e-8) * math.sqrt(self.config.dim)
             self.items.weight.copy_(vectors / scale)

@@ -21,37 +21,9 @@ from tqdm.auto import tqdm
 
 from embeddings.errors import ConfigError
 from embeddings.sequences import Sequences
-from recsys.batches import length_batches, pad_rows, windows
+from recsys.config import FitConfig
 from recsys.losses import full_softmax_loss, sampled_softmax_loss
-
-LOSSES = ("full", "sampled")
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    """Optimisation settings. ``loss="sampled"`` draws ``negatives`` items per batch; the
-    learning rate is multiplied by ``lr_decay`` after every epoch."""
-
-    epochs: int = 10
-    lr: float = 1e-3
-    lr_decay: float = 1.0
-    weight_decay: float = 0.0
-    tokens_per_batch: int = 4096
-    max_length: int = 50
-    loss: str = "full"
-    negatives: int = 2048
-    proposal_power: float = 0.5
-    clip: float = 5.0
-    patience: int = 2
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.epochs < 1 or self.lr <= 0 or self.clip <= 0 or self.negatives < 1:
-            raise ConfigError("epochs and negatives must be >= 1; lr and clip must be > 0")
-        if not 0 < self.lr_decay <= 1:
-            raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+from recsys.padding import length_batches, pad_rows, windows
 
 
 @dataclass
@@ -71,7 +43,9 @@ def _log_distributions(train: Sequences, n_tokens: int, power: float, device: to
     proposal = counts**power / (counts**power).sum()
     with np.errstate(divide="ignore"):
         logs = np.log(np.stack([frequency, proposal]))
-    return torch.tensor(logs[0], dtype=torch.float32, device=device), torch.tensor(logs[1], dtype=torch.float32, device=device)
+    return torch.tensor(logs[0], dtype=torch.float32, device=device), torch.tensor(
+        logs[1], dtype=torch.float32, device=device
+    )
 
 
 def fit(
@@ -104,7 +78,9 @@ def fit(
     for epoch in range(config.epochs):
         model.train()
         started, total, seen = time.perf_counter(), 0.0, 0
-        bar = tqdm(total=n_positions, desc=f"{label} epoch {epoch + 1}/{config.epochs}", disable=not progress, unit="pos")
+        bar = tqdm(
+            total=n_positions, desc=f"{label} epoch {epoch + 1}/{config.epochs}", disable=not progress, unit="pos"
+        )
         for rows in length_batches(lengths, config.tokens_per_batch, rng):
             tokens, batch_lengths = pad_rows(train, rows)
             tokens, batch_lengths = tokens.to(device), batch_lengths.to(device)
@@ -115,8 +91,14 @@ def fit(
                 loss = full_softmax_loss(sessions, targets, model.item_vectors, model.config.temperature)
             else:
                 loss = sampled_softmax_loss(
-                    sessions, targets, model.item_vectors, model.config.temperature, log_frequency, log_proposal,
-                    config.negatives, generator,
+                    sessions,
+                    targets,
+                    model.item_vectors,
+                    model.config.temperature,
+                    log_frequency,
+                    log_proposal,
+                    config.negatives,
+                    generator,
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

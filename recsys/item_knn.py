@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from embeddings.errors import ConfigError, DataError
+from embeddings.checks import check_int, check_number
+from embeddings.errors import DataError
 from embeddings.sequences import Sequences
 from embeddings.vectors import Embeddings, as_float_matrix, unit_rows
 from embeddings.vocab import Vocabulary
@@ -31,10 +32,8 @@ class ItemKNN:
     """
 
     def __init__(self, vectors: object, window: int = 5, decay: float = 0.8) -> None:
-        if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 1:
-            raise ConfigError(f"window must be a positive integer, got {window!r}")
-        if not isinstance(decay, int | float) or not 0 <= decay <= 1:
-            raise ConfigError(f"decay must be a number in [0, 1], got {decay!r}")
+        check_int("window", window)
+        check_number("decay", decay, at_least=0, at_most=1)
         unit = unit_rows(as_float_matrix(vectors, "item vectors"))
         unit[0] = 0.0
         self.unit = unit

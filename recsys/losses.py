@@ -20,11 +20,12 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
-
 ItemVectors = Callable[[torch.Tensor | None], torch.Tensor]
 
 
-def full_softmax_loss(sessions: torch.Tensor, targets: torch.Tensor, items: ItemVectors, temperature: float) -> torch.Tensor:
+def full_softmax_loss(
+    sessions: torch.Tensor, targets: torch.Tensor, items: ItemVectors, temperature: float
+) -> torch.Tensor:
     """Mean cross-entropy of ``targets[P]`` over all items ``items(None)[n_tokens, d]`` (PAD column excluded)."""
     logits = (sessions / temperature) @ items(None).T
     logits[:, 0] = float("-inf")

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from numba import njit
 
+from embeddings.checks import check_int
 from embeddings.errors import ConfigError, DataError
 from embeddings.sequences import Sequences
 from recsys.data import EvalCases
@@ -67,8 +68,10 @@ def _rank_counts(scores, targets, greater, ties):  # pragma: no cover - compiled
 
 def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
     ks = tuple(ks)
-    if not ks or any(isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1 for k in ks):
-        raise ConfigError(f"ks must be positive integers, got {ks}")
+    if not ks:
+        raise ConfigError("ks must name at least one cut-off k")
+    for k in ks:
+        check_int("k", k)
     return tuple(int(k) for k in ks)
 
 
@@ -144,8 +147,7 @@ def evaluate(
     if protocol not in PROTOCOLS:
         raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
     ks = _check_ks(ks)
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    check_int("batch_size", batch_size)
     if len(cases) == 0:
         raise DataError("no cases to evaluate")
     if protocol == "full" and negatives is not None:
@@ -205,8 +207,8 @@ def sample_negatives(cases: EvalCases, n_items: int, exclude: Sequences, n: int 
     :class:`Sequences` aligned with ``cases``). Rejection sampling: all draws at once, then
     only the rejected ones again, until none is left. ``seed`` fixes the result.
     """
-    if n < 1 or n_items < 1:
-        raise ConfigError(f"n and n_items must be >= 1, got {n} and {n_items}")
+    check_int("n", n)
+    check_int("n_items", n_items)
     if len(exclude) != len(cases):
         raise ConfigError(f"exclude has {len(exclude)} sequences for {len(cases)} cases; align them")
     b, width = len(cases), n_items + 1

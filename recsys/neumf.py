@@ -24,61 +24,16 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from embeddings.checks import check_int
+from embeddings.device import resolve_device
 from embeddings.errors import ConfigError, DataError
-from embeddings.settings import resolve_device
-
-
-@dataclass(frozen=True)
-class NeuMFConfig:
-    """Hyper-parameters of :class:`NeuMF` and :func:`train_neumf`.
-
-    ``dim`` is the width of the GMF and MLP user/item embeddings, ``mlp`` the widths of the ReLU
-    tower (its input is ``2 * dim``), ``clip_norm`` the max global gradient norm per step.
-    ``NeuMFConfig(**dataclasses.asdict(config))`` round-trips (also through JSON: lists become tuples).
-    """
-
-    dim: int = 64
-    mlp: tuple[int, ...] = (128, 64)
-    dropout: float = 0.1
-    epochs: int = 3
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 512
-    clip_norm: float = 5.0
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if isinstance(self.mlp, (list, tuple)):
-            object.__setattr__(self, "mlp", tuple(self.mlp))
-        if not self.mlp or not all(_is_positive_int(width) for width in self.mlp):
-            raise ConfigError(f"mlp must be a non-empty list of positive layer widths, got {self.mlp!r}")
-        for name in ("dim", "epochs", "batch_size"):
-            if not _is_positive_int(getattr(self, name)):
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
-            raise ConfigError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
-        for name in ("lr", "clip_norm"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
-        if not (
-            isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay) and self.weight_decay >= 0
-        ):
-            raise ConfigError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
-
-
-def _is_positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+from recsys.config import NeuMFConfig
 
 
 class NeuMF(nn.Module):
@@ -93,10 +48,8 @@ class NeuMF(nn.Module):
 
     def __init__(self, n_tokens: int, session_dim: int, config: NeuMFConfig, item_init: Tensor | None = None) -> None:
         super().__init__()
-        if not _is_positive_int(n_tokens) or n_tokens < 2:
-            raise ConfigError(f"n_tokens must be an integer >= 2 (PAD + at least one item), got {n_tokens!r}")
-        if not _is_positive_int(session_dim):
-            raise ConfigError(f"session_dim must be a positive integer, got {session_dim!r}")
+        check_int("n_tokens", n_tokens, minimum=2, note=" (PAD + at least one item)")
+        check_int("session_dim", session_dim)
         self.n_tokens, self.session_dim, self.config = n_tokens, session_dim, config
         dim = config.dim
         self.user_gmf = nn.Linear(session_dim, dim)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from embeddings.checks import check_int
 from embeddings.errors import ConfigError
 from embeddings.sequences import Sequences
 
@@ -19,8 +20,7 @@ class Popularity:
     """
 
     def __init__(self, train: Sequences, n_items: int):
-        if n_items < 1:
-            raise ConfigError(f"n_items must be >= 1, got {n_items}")
+        check_int("n_items", n_items)
         if train.n_tokens and (train.tokens.min() < 0 or train.tokens.max() > n_items):
             raise ConfigError(f"training tokens run outside 0..{n_items}; is n_items right?")
         self.scores = np.bincount(train.tokens, minlength=n_items + 1).astype(np.float32)
@@ -39,8 +39,7 @@ class Popularity:
 
         Ties go to the smaller token. Fewer than ``k`` come back when fewer items are left.
         """
-        if k < 1:
-            raise ConfigError(f"k must be >= 1, got {k}")
+        check_int("k", k)
         allowed = np.ones(self.scores.size, dtype=bool)
         allowed[0] = False
         if exclude_tokens is not None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,20 +23,21 @@ import numpy as np
 import polars as pl
 import torch
 
-from embeddings.errors import ConfigError, NotFoundError
-from embeddings.files import atomic_directory, read_manifest
+from embeddings.device import resolve_device
+from embeddings.errors import NotFoundError
+from embeddings.files import atomic_directory, format_tag, read_manifest
 from embeddings.index import VectorIndex
+from embeddings.keys import as_key
 from embeddings.sequences import Sequences
 from embeddings.vocab import Vocabulary
 from recsys.attributes import ItemAttributes
-from recsys.batches import pad_rows
-from recsys.encoder import EncoderConfig, GRUSessionEncoder
-from recsys.neumf import NeuMF, NeuMFConfig, rerank
-from recsys.two_tower import TowerConfig, TwoTower
+from recsys.config import EncoderConfig, NeuMFConfig, TowerConfig, check_k
+from recsys.encoder import GRUSessionEncoder
+from recsys.neumf import NeuMF, rerank
+from recsys.padding import pad_rows
+from recsys.two_tower import TwoTower
 
-FORMAT = "seqemb-recommender/1"
-_INTEGER = re.compile(r"-?[0-9]{1,18}")
-MAX_K = 1000
+FORMAT = format_tag("recommender", 1)
 
 
 @dataclass
@@ -99,14 +99,14 @@ class Recommender:
 
     def recommend(self, user_id: Any, k: int = 10, exclude_seen: bool = True) -> Recommendations:
         """Top-``k`` items for a known user; popularity for an unknown one."""
-        _check_k(k)
+        check_k(k)
         row = self._user_row(user_id)
         history = self.histories.select(np.array([row])) if row >= 0 else Sequences.from_lists([[]])
         return self._recommendations(history, k, exclude_seen, None if row >= 0 else "popularity")
 
     def recommend_users(self, user_ids: Sequence[Any], k: int = 10, exclude_seen: bool = True) -> pl.DataFrame:
         """Top-``k`` for many users: ``[user_id, rank (1..k), item_id, score]`` (ids as text)."""
-        _check_k(k)
+        check_k(k)
         rows = np.array([self._user_row(u) for u in user_ids], dtype=np.int64)
         histories = self.histories.select(np.maximum(rows, 0))
         histories = Sequences.from_lengths(np.where(rows >= 0, histories.lengths, 0), _known_tokens(histories, rows))
@@ -123,7 +123,7 @@ class Recommender:
 
     def recommend_session(self, item_ids: Sequence[Any], k: int = 10, exclude_seen: bool = True) -> Recommendations:
         """Top-``k`` for an anonymous session of ``item_ids`` (oldest first); unknown ids skipped."""
-        _check_k(k)
+        check_k(k)
         rows = [self._item_row(i) for i in item_ids]
         unknown = [i for i, r in zip(item_ids, rows) if r < 0]
         # Cold-start items have no id embedding for the GRU input; they are skipped like unknown ones.
@@ -142,7 +142,7 @@ class Recommender:
 
     def similar_items(self, item_id: Any, k: int = 10) -> Recommendations:
         """The ``k`` items whose item-tower vectors are closest (cosine) to ``item_id``'s."""
-        _check_k(k)
+        check_k(k)
         row = self._item_row(item_id)
         if row < 0:
             raise NotFoundError(f"unknown item {item_id!r}")
@@ -210,12 +210,12 @@ class Recommender:
 
     def _user_row(self, user_id: Any) -> int:
         """Row of a known user, -1 for an unknown one."""
-        key = _as_key(user_id, self.users.dtype)
+        key = as_key(user_id, self.users.dtype.is_integer())
         return self._users.index(key) - 1 if key in self._users else -1
 
     def _item_row(self, item_id: Any) -> int:
         """Catalogue row of a known item, -1 for an unknown one."""
-        key = _as_key(item_id, self.catalogue.dtype)
+        key = as_key(item_id, self.catalogue.dtype.is_integer())
         return self._items.index(key) if key in self._items else -1
 
     # -- persistence ------------------------------------------------------------------------------
@@ -251,26 +251,27 @@ class Recommender:
         return directory
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, device: str = "cpu") -> Recommender:
-        """Load a directory written by :meth:`save`."""
+    def load(cls, directory: str | os.PathLike, device: str = "auto") -> Recommender:
+        """Load a directory written by :meth:`save` onto ``device`` (``"auto"``: CUDA when visible, else CPU)."""
         directory = Path(directory)
+        torch_device = resolve_device(device)
         meta = read_manifest(directory, "recommender.json", FORMAT, "a recommender")
         catalogue = pl.read_parquet(directory / "catalogue.parquet")
         encoder = GRUSessionEncoder(meta["n_tokens"], EncoderConfig(**meta["encoder"]))
         model = TwoTower(
             encoder, TowerConfig(**meta["tower"]), meta["cardinalities"], meta["n_numeric"], catalogue.height
         )
-        model.load_state_dict(_weights(directory / "two_tower.pt", device))
+        model.load_state_dict(_weights(directory / "two_tower.pt", torch_device))
         neumf = None
         if meta.get("neumf") is not None:
             config = NeuMFConfig(**{**meta["neumf"], "mlp": tuple(meta["neumf"]["mlp"])})
             neumf = NeuMF(meta["n_tokens"], model.config.dim, config)
-            neumf.load_state_dict(_weights(directory / "neumf.pt", device))
+            neumf.load_state_dict(_weights(directory / "neumf.pt", torch_device))
         arrays = np.load(directory / "histories.npz", allow_pickle=False)
         attributes_path = directory / "attributes.parquet"
         return cls(
-            model=model.to(device),
-            neumf=neumf.to(device) if neumf is not None else None,
+            model=model.to(torch_device),
+            neumf=neumf.to(torch_device) if neumf is not None else None,
             catalogue=catalogue["key"],
             users=pl.read_parquet(directory / "users.parquet")["user"],
             histories=Sequences(arrays["offsets"], arrays["tokens"]),
@@ -283,22 +284,8 @@ class Recommender:
         )
 
 
-def _weights(path: Path, device: str) -> dict:
+def _weights(path: Path, device: torch.device) -> dict:
     return torch.load(path, map_location=device, weights_only=True)
-
-
-def _check_k(k: int) -> None:
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-        raise ConfigError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
-
-
-def _as_key(value: Any, dtype: pl.DataType) -> Any:
-    """``value`` as the key type: text ids from URLs and command lines match integer keys."""
-    if dtype.is_integer() and isinstance(value, str):
-        return int(value) if _INTEGER.fullmatch(value) else value
-    if dtype == pl.String and not isinstance(value, str):
-        return str(value)
-    return value
 
 
 def _known_tokens(histories: Sequences, rows: np.ndarray) -> np.ndarray:

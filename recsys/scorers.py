@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from embeddings.sequences import Sequences
-from recsys.batches import pad_rows
 from recsys.neumf import NeuMF, rerank
+from recsys.padding import pad_rows
 
 Scorer = Callable[[Sequences, np.ndarray], torch.Tensor]
 

@@ -14,46 +14,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 import torch
 from torch.nn import functional as F
 
+from embeddings.device import resolve_device
 from embeddings.errors import ConfigError
 from embeddings.index import VectorIndex
 from embeddings.sequences import Sequences
-from embeddings.settings import resolve_device
 from embeddings.vectors import Embeddings
 from embeddings.vocab import Vocabulary
 from recsys.attributes import ItemAttributes
-from recsys.batches import length_batches, pad_rows, windows
-from recsys.encoder import EncoderConfig, GRUSessionEncoder
-from recsys.fit import FitConfig, FitResult, fit
-from recsys.neumf import NeuMF, NeuMFConfig, train_neumf
+from recsys.config import RecommenderConfig
+from recsys.encoder import GRUSessionEncoder
+from recsys.fit import FitResult, fit
+from recsys.neumf import NeuMF, train_neumf
+from recsys.padding import length_batches, pad_rows, windows
 from recsys.recommender import Recommender
-from recsys.two_tower import TowerConfig, TwoTower
+from recsys.two_tower import TwoTower
 
 Validate = Callable[[torch.nn.Module], float]
-
-
-@dataclass(frozen=True)
-class RecommenderConfig:
-    """Every stage's settings. ``neumf=None`` skips the re-ranker; ``exclude_seen``: the re-ranker
-    is trained for recommendations that leave out the user's history (the Recommender's default)."""
-
-    encoder: EncoderConfig = EncoderConfig()
-    fit: FitConfig = FitConfig()
-    tower: TowerConfig = TowerConfig()
-    tower_fit: FitConfig = FitConfig(epochs=2)
-    neumf: NeuMFConfig | None = NeuMFConfig()
-    candidates: int = 100
-    rerank_positions: int = 200_000
-    exclude_seen: bool = True
-    index_kind: str = "exact"
-    device: str = "auto"
-    seed: int = 0
 
 
 def initial_vectors(vocab: Vocabulary, vectors: Embeddings, dim: int) -> torch.Tensor:
@@ -86,7 +68,9 @@ def train_encoder(
     encoder = GRUSessionEncoder(n_tokens, config.encoder)
     if init is not None:
         encoder.init_items(init)
-    result = fit(encoder, sequences, config.fit, validate=validate, device=_device(config), progress=progress, label="gru")
+    result = fit(
+        encoder, sequences, config.fit, validate=validate, device=_device(config), progress=progress, label="gru"
+    )
     return encoder, result
 
 
@@ -199,11 +183,15 @@ def build_recommender(
 ) -> Recommender:
     """Stage 4: index the catalogue's item-tower vectors and assemble the :class:`Recommender`."""
     towers.eval()
-    catalogue = attributes.keys if attributes is not None else pl.concat(
-        [pl.Series("key", [None], dtype=vocab.keys.dtype), vocab.keys.rename("key")]
+    catalogue = (
+        attributes.keys
+        if attributes is not None
+        else pl.concat([pl.Series("key", [None], dtype=vocab.keys.dtype), vocab.keys.rename("key")])
     )
     vectors = towers.catalogue_vectors()
-    index = VectorIndex.build(np.arange(1, len(catalogue)), vectors[1:], kind=config.index_kind, metric="ip", device="cpu")
+    index = VectorIndex.build(
+        np.arange(1, len(catalogue)), vectors[1:], kind=config.index_kind, metric="ip", device="cpu"
+    )
     popularity = np.zeros(len(catalogue), dtype=np.int64)
     popularity[: len(vocab)] = np.bincount(histories.tokens, minlength=len(vocab))[: len(vocab)]
     return Recommender(
@@ -244,9 +232,7 @@ def train_recommender(
     encoder, encoder_fit = train_encoder(sequences, n_tokens, config, init=init, progress=progress)
     towers, towers_fit = train_towers(encoder, sequences, config, attributes=attributes, progress=progress)
     neumf = train_reranker(towers, sequences, config, progress=progress) if config.neumf is not None else None
-    recommender = build_recommender(
-        towers, neumf, vocab, interactions.users, sequences, config, attributes=attributes
-    )
+    recommender = build_recommender(towers, neumf, vocab, interactions.users, sequences, config, attributes=attributes)
     recommender.metrics = {
         "gru_loss": encoder_fit.history[-1]["loss"],
         "dssm_loss": towers_fit.history[-1]["loss"],

@@ -13,32 +13,14 @@ vectors go into a :class:`~embeddings.index.VectorIndex` for retrieval.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from embeddings.errors import ConfigError
 from recsys.attributes import ItemAttributes
+from recsys.config import TowerConfig
 from recsys.encoder import GRUSessionEncoder
-
-
-@dataclass(frozen=True)
-class TowerConfig:
-    """Output width of both towers, attribute embedding width, id dropout and temperature."""
-
-    dim: int = 100
-    attribute_dim: int = 16
-    id_dropout: float = 0.1
-    temperature: float = 0.07
-
-    def __post_init__(self) -> None:
-        if self.dim < 1 or self.attribute_dim < 1:
-            raise ConfigError(f"dim and attribute_dim must be >= 1, got {self.dim}, {self.attribute_dim}")
-        if not 0 <= self.id_dropout < 1 or self.temperature <= 0:
-            raise ConfigError("id_dropout must be in [0, 1) and temperature > 0")
 
 
 class TwoTower(nn.Module):

@@ -24,6 +24,7 @@ against the genuine transactions and the share of alerts that are planted fraud.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter
@@ -33,24 +34,20 @@ import polars as pl
 
 from embeddings.data import EventSchema
 from embeddings.evaluate import neighbour_agreement
-from embeddings.item2vec import Item2VecJob, run_item2vec
+from embeddings.graph import card_keys, merchant_keys
+from embeddings.graph.config import Node2VecConfig, Node2VecJob, paper_sgns
+from embeddings.jobs import run_item2vec, run_node2vec
 from embeddings.model import EmbeddingModel
-from embeddings.node2vec import CARD_PREFIX, MERCHANT_PREFIX, Node2VecConfig, Node2VecJob, run_node2vec
-from embeddings.sgns import SGNSConfig
+from embeddings.sgns_config import Item2VecJob, SGNSConfig
 from embeddings.store import Store
+from embeddings.store.runs import JobResult
 from embeddings.synthetic import World, WorldConfig, make_world
-from fraud.autoencoder import AutoencoderConfig
-from fraud.features import TransactionSchema
-from fraud.model import FraudJob, FraudModel, FraudModelConfig, run_train_fraud
-from fraud.scoring import score_batch
-from recsys.batch import recommend_batch
-from recsys.encoder import EncoderConfig
-from recsys.fit import FitConfig
-from recsys.job import RecommenderJob, run_recommender
-from recsys.neumf import NeuMFConfig
+from fraud.config import AutoencoderConfig, FraudJob, FraudModelConfig, TransactionSchema
+from fraud.jobs import run_train_fraud, score_batch
+from fraud.model import FraudModel
+from recsys.config import EncoderConfig, FitConfig, NeuMFConfig, RecommenderConfig, RecommenderJob, TowerConfig
+from recsys.jobs import recommend_batch, run_recommender
 from recsys.recommender import Recommender
-from recsys.train import RecommenderConfig
-from recsys.two_tower import TowerConfig
 
 SESSION_GAP_MINUTES = 30
 ALERT_THRESHOLD = 0.999  # calibrated score: about 1 in 1,000 genuine transactions raises an alert
@@ -89,7 +86,8 @@ def run_demo(
     url = store.engine.url.render_as_string(hide_password=False)
     trained = []
     for step in _item2vec_steps(world, seed):
-        model, run_id = run_item2vec(url, step.job, store=store, table=step.table, progress=progress)
+        result = run_item2vec(url, step.job, store=store, table=step.table, progress=progress)
+        model, run_id = result.model, result.run_id
         agreement = neighbour_agreement(model.index, step.labels)
         store.log_metrics(run_id, {f"{step.label_name}_agreement@10": round(agreement, 4)})
         say(
@@ -101,14 +99,17 @@ def run_demo(
         src="card_id",
         dst="merchant_id",
         transactions=True,
-        config=Node2VecConfig(dim=64, walk_length=40, walks_per_node=10, window=5, seed=seed),
+        config=Node2VecConfig(
+            walk_length=40, walks_per_node=10, sgns=dataclasses.replace(paper_sgns(), dim=64, window=5, seed=seed)
+        ),
     )
-    graph, graph_run = run_node2vec(url, graph_job, store=store, table="transactions", progress=progress)
+    graph_result = run_node2vec(url, graph_job, store=store, table="transactions", progress=progress)
+    graph, graph_run = graph_result.model, graph_result.run_id
     regions = dict(
         pl.concat(
             [
-                world.cards.select(pl.lit(CARD_PREFIX) + pl.col("card_id"), "region"),
-                world.merchants.select(pl.lit(MERCHANT_PREFIX) + pl.col("merchant_id"), "region"),
+                world.cards.select(card_keys(pl.col("card_id")), "region"),
+                world.merchants.select(merchant_keys(pl.col("merchant_id")), "region"),
             ]
         ).iter_rows()
     )
@@ -121,27 +122,29 @@ def run_demo(
     )
     items_path = store.get_run(trained[1])["artifact_path"]
     started = perf_counter()
-    recommender, recommender_run, path = _train_recommender(
-        url, store, items_path, trained[0].embeddings.dim, seed, progress
-    )
+    trained_recommender = _train_recommender(url, store, items_path, trained[0].embeddings.dim, seed, progress)
+    recommender, recommender_run = trained_recommender.model, trained_recommender.run_id
     seconds = perf_counter() - started
-    recommend_run = recommend_batch(store, recommender, k=10, model_path=str(path), progress=progress)
+    recommend_run = recommend_batch(
+        store, recommender, k=10, model_path=str(trained_recommender.path), progress=progress
+    ).run_id
     in_taste = taste_agreement(store, recommend_run, world)
     store.log_metrics(recommend_run, {"taste_agreement@10": round(in_taste, 4)})
     say(
         f"recommender on {recommender.n_users:,} users and {recommender.n_items:,} items in {seconds:.1f}s; top-10 written for every user, {in_taste:.0%} from their taste clusters"
     )
     started = perf_counter()
-    fraud, fraud_run, fraud_path = _train_fraud(url, store, store.get_run(trained[3])["artifact_path"])
+    trained_fraud = _train_fraud(url, store, store.get_run(trained[3])["artifact_path"])
+    fraud, fraud_run = trained_fraud.model, trained_fraud.run_id
     score_run = score_batch(
         store,
         fraud,
         url,
         table="transactions",
         alert_threshold=ALERT_THRESHOLD,
-        model_path=fraud_path,
+        model_path=str(trained_fraud.path),
         progress=progress,
-    )
+    ).run_id
     seconds = perf_counter() - started
     quality = fraud_agreement(store, score_run, world)
     store.log_metrics(score_run, quality)
@@ -159,15 +162,14 @@ def run_demo(
     )
 
 
-def _train_fraud(url: str, store: Store, merchant_vectors: str) -> tuple[FraudModel, str, str]:
+def _train_fraud(url: str, store: Store, merchant_vectors: str) -> JobResult[FraudModel]:
     """Train the demo's fraud model on the store's transactions; merchants carry their item2vec vectors."""
     job = FraudJob(
         schema=TransactionSchema(label="is_fraud"),
         config=FraudModelConfig(AutoencoderConfig(epochs=4), transaction_id="txn_id"),
         counterparty_vectors=merchant_vectors,
     )
-    model, run_id, path = run_train_fraud(url, job, store=store, table="transactions")
-    return model, run_id, str(path)
+    return run_train_fraud(url, job, store=store, table="transactions")
 
 
 def fraud_agreement(store: Store, run_id: str, world: World) -> dict[str, float]:
@@ -192,7 +194,9 @@ def fraud_agreement(store: Store, run_id: str, world: World) -> dict[str, float]
     return quality
 
 
-def _train_recommender(url: str, store: Store, item_vectors: str, dim: int, seed: int, progress: bool):
+def _train_recommender(
+    url: str, store: Store, item_vectors: str, dim: int, seed: int, progress: bool
+) -> JobResult[Recommender]:
     """Train the demo's recommender from the store's events; its items start from the item2vec vectors."""
     config = RecommenderConfig(
         encoder=EncoderConfig(dim=dim, hidden=dim),

@@ -27,8 +27,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from embeddings.errors import NotFoundError, SeqembError
-from embeddings.store_schema import ID_LENGTH
-from recsys.recommender import MAX_K, Recommendations, Recommender
+from embeddings.store.schema import ID_LENGTH
+from recsys.config import MAX_K
+from recsys.recommender import Recommendations, Recommender
 
 MAX_SESSION_ITEMS = 1000
 

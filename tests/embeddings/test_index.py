@@ -149,7 +149,11 @@ def test_save_load_gives_identical_results(tmp_path, data, kind: str, metric: st
     index.add(["extra"], queries[:1])
     loaded = VectorIndex.load(index.save(tmp_path / "idx"), device="cpu")
     assert (len(loaded), loaded.dim, loaded.kind, loaded.metric, loaded.config) == (
-        4001, 32, kind, metric, index.config,
+        4001,
+        32,
+        kind,
+        metric,
+        index.config,
     )
     for (keys_a, scores_a), (keys_b, scores_b) in [
         (index.search(queries, 10), loaded.search(queries, 10)),
@@ -208,7 +212,7 @@ def test_queries_are_converted_and_validated() -> None:
     for k in (0, -1, 2.5):
         with pytest.raises(ConfigError) as info:
             index.search(base[:1], k)
-        assert str(info.value) == f"k must be a positive integer, got {k!r}"
+        assert str(info.value) == f"k must be an integer >= 1, got {k!r}"
 
 
 @pytest.mark.parametrize(
@@ -221,7 +225,7 @@ def test_queries_are_converted_and_validated() -> None:
             {"kind": "hnsw", "nlist": 4},
             "parameter 'nlist' does not apply to kind 'hnsw' (it takes m, ef_construction, ef_search)",
         ),
-        ({"kind": "ivf", "nprobe": 0}, "nprobe must be a positive integer, got 0"),
+        ({"kind": "ivf", "nprobe": 0}, "nprobe must be an integer >= 1, got 0"),
         ({"kind": "ivf", "nlist": 50}, "kind 'ivf' with nlist=50 needs at least 50 vectors to train on, got 10"),
         ({"device": "tpu"}, "device 'tpu' is not one of auto, cpu, cuda, cuda:N"),
     ],

@@ -11,9 +11,10 @@ from embeddings.data import EventSchema, build_sequences, read_events
 from embeddings.errors import DataError
 from embeddings.evaluate import neighbour_agreement
 from embeddings.index import VectorIndex
-from embeddings.item2vec import Item2VecJob, item2vec, run_item2vec
+from embeddings.jobs import run_item2vec
 from embeddings.model import EmbeddingModel, latest_model
-from embeddings.sgns import SGNSConfig
+from embeddings.sgns import item2vec
+from embeddings.sgns_config import Item2VecJob, SGNSConfig
 from embeddings.store import Store
 from embeddings.synthetic import WorldConfig, make_world
 
@@ -30,7 +31,9 @@ def built():
 
 @pytest.mark.parametrize("mode", ["skipgram", "cbow"])
 def test_planted_clusters_are_nearest_neighbours(built, mode: str) -> None:
-    emb, result = item2vec(built.sequences, built.vocab, SGNSConfig(mode=mode, dim=32, epochs=10, negative=10), progress=False)
+    emb, result = item2vec(
+        built.sequences, built.vocab, SGNSConfig(mode=mode, dim=32, epochs=10, negative=10), progress=False
+    )
     assert len(emb) == WORLD.items.height
     agreement = neighbour_agreement(VectorIndex.from_embeddings(emb), CLUSTERS, k=10)
     assert agreement >= 0.9, f"{mode}: only {agreement:.2f} of neighbours share the planted cluster"
@@ -46,8 +49,11 @@ def test_random_vectors_do_not_pass_the_same_check(built) -> None:
 def test_run_saves_a_model_that_loads_in_one_call(tmp_path) -> None:
     store = Store()
     job = Item2VecJob(schema=SCHEMA, session_gap_minutes=30, sgns=SGNSConfig(dim=16, epochs=2), index_kind="exact")
-    model, run_id = run_item2vec(WORLD.events, job, store=store, progress=False)
+    result = run_item2vec(WORLD.events, job, store=store, progress=False)
+    model, run_id = result.model, result.run_id
     run = store.get_run(run_id)
+    assert result.path is not None and str(result.path) == run["artifact_path"]
+    assert result.metrics == run["metrics"]
     assert run["status"] == "succeeded"
     assert run["metrics"]["tokens"] == WORLD.events.height
 
@@ -66,5 +72,5 @@ def test_failed_run_is_recorded_and_leaves_no_model(seqemb_home) -> None:
     job = Item2VecJob(schema=EventSchema(entity="user_id", item="item_id", timestamp="ts"), min_count=10**9)
     with pytest.raises(DataError, match="no sequence is left to train on"):
         run_item2vec(WORLD.events, job, store=store, progress=False)
-    assert store.runs()["status"].to_list() == ["failed"]
+    assert [run["status"] for run in store.runs()] == ["failed"]
     assert list(seqemb_home.glob("models/*")) == []

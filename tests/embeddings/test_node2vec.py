@@ -8,22 +8,22 @@ import polars as pl
 import pytest
 
 from embeddings.errors import ConfigError, DataError
-from embeddings.graph import Graph
+from embeddings.graph import Graph, inductive_vectors, transaction_graph
+from embeddings.graph.config import Node2VecConfig, Node2VecJob
+from embeddings.graph.node2vec import node2vec, node2vec_with_stats
+from embeddings.jobs import run_node2vec
 from embeddings.model import EmbeddingModel
-from embeddings.node2vec import (
-    Node2VecConfig,
-    Node2VecJob,
-    inductive_vectors,
-    node2vec,
-    node2vec_with_stats,
-    run_node2vec,
-    transaction_graph,
-)
+from embeddings.sgns_config import SGNSConfig
 from embeddings.store import Store
 from embeddings.synthetic import WorldConfig, make_world
 from embeddings.vectors import Embeddings
 
-SMALL = {"dim": 16, "walk_length": 20, "walks_per_node": 20, "window": 5, "epochs": 5, "workers": 1}
+
+def small(seed: int = 0) -> Node2VecConfig:
+    """A small, single-worker (so repeatable) node2vec config for the karate club."""
+    return Node2VecConfig(
+        walk_length=20, walks_per_node=20, sgns=SGNSConfig(dim=16, window=5, epochs=5, workers=1, seed=seed)
+    )
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -41,7 +41,7 @@ def knn_agreement(vectors: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
 def test_karate_club_factions_separate():
     g = nx.karate_club_graph()
     graph, _ = Graph.from_networkx(g)
-    embeddings = node2vec(graph, Node2VecConfig(**SMALL, seed=0), progress=False)
+    embeddings = node2vec(graph, small(0), progress=False)
     assert embeddings.keys == list(range(34)) and embeddings.dim == 16
     hi = np.array([g.nodes[i]["club"] == "Mr. Hi" for i in embeddings.keys])
     assert knn_agreement(embeddings.vectors, hi) >= 0.85
@@ -55,7 +55,7 @@ def test_stats_and_isolated_nodes_without_vectors():
     edges = pl.DataFrame({"src": ["a", "b", "c"], "dst": ["b", "c", "a"]})
     graph, report = Graph.from_edges(edges, nodes=["a", "b", "c", "alone"])
     assert report.isolated == 1
-    result = node2vec_with_stats(graph, Node2VecConfig(**SMALL, seed=1), progress=False)
+    result = node2vec_with_stats(graph, small(1), progress=False)
     assert sorted(result.embeddings.keys) == ["a", "b", "c"]
     assert result.nodes_without_vector == 1
     assert (result.walks, result.walk_steps) == (3 * 20, 3 * 20 * 19)
@@ -65,8 +65,8 @@ def test_stats_and_isolated_nodes_without_vectors():
 
 def test_same_seed_same_vectors_with_one_worker():
     graph, _ = Graph.from_networkx(nx.karate_club_graph())
-    first = node2vec(graph, Node2VecConfig(**SMALL, seed=4), progress=False)
-    again = node2vec(graph, Node2VecConfig(**SMALL, seed=4), progress=False)
+    first = node2vec(graph, small(4), progress=False)
+    again = node2vec(graph, small(4), progress=False)
     np.testing.assert_array_equal(first.vectors, again.vectors)
 
 
@@ -74,9 +74,8 @@ def test_same_seed_same_vectors_with_one_worker():
     ("kwargs", "message"),
     [
         ({"p": -1.0}, "p must be a finite number > 0, got -1.0"),
-        ({"walk_length": 1}, "walk_length must be at least 2"),
-        ({"dim": 0}, "dim must be a positive integer, got 0"),
-        ({"mode": "glove"}, "mode must be 'skipgram' or 'cbow', got 'glove'"),
+        ({"walk_length": 1}, "walk_length must be an integer >= 2"),
+        ({"walks_per_node": 0}, "walks_per_node must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_config(kwargs, message):
@@ -84,12 +83,19 @@ def test_bad_config(kwargs, message):
         Node2VecConfig(**kwargs)
 
 
+def test_the_paper_defaults_train_the_walks():
+    config = Node2VecConfig()
+    assert (config.walk_length, config.walks_per_node, config.p, config.q) == (80, 10, 1.0, 1.0)
+    assert (config.sgns.dim, config.sgns.window, config.sgns.negative, config.sgns.epochs) == (128, 10, 5, 1)
+
+
 def test_run_records_a_model_that_loads_in_one_call(tmp_path):
     edges = tmp_path / "karate.csv"
     pl.DataFrame(list(nx.karate_club_graph().edges()), schema=["a", "b"], orient="row").write_csv(edges)
     store = Store()
-    job = Node2VecJob(src="a", dst="b", config=Node2VecConfig(**SMALL), index_kind="exact")
-    model, run_id = run_node2vec(edges, job, store=store, progress=False)
+    job = Node2VecJob(src="a", dst="b", config=small(), index_kind="exact")
+    result = run_node2vec(edges, job, store=store, progress=False)
+    model, run_id = result.model, result.run_id
     run = store.get_run(run_id)
     assert run["status"] == "succeeded"
     assert run["metrics"]["graph_edges"] == 78 and run["metrics"]["walks"] == 34 * 20
@@ -143,7 +149,7 @@ def test_fallback_places_unseen_cards_near_cards_of_their_home_region():
     held = rng.choice(world.cards["card_id"].to_list(), 100, replace=False).tolist()
     is_held = pl.col("card_id").is_in(held)
     graph = transaction_graph(world.transactions.filter(~is_held))
-    config = Node2VecConfig(dim=32, walk_length=20, walks_per_node=5, window=5, seed=0)
+    config = Node2VecConfig(walk_length=20, walks_per_node=5, sgns=SGNSConfig(dim=32, window=5))
     embeddings = node2vec(graph, config, progress=False)
     fallback = inductive_vectors(embeddings, world.transactions.filter(is_held), held)
     assert len(fallback) == 100

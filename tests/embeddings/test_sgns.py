@@ -5,7 +5,8 @@ import pytest
 
 from embeddings.errors import ConfigError, DataError
 from embeddings.sequences import Sequences
-from embeddings.sgns import SGNSConfig, keep_probabilities, noise_distribution, train_sgns
+from embeddings.sgns import keep_probabilities, noise_distribution, train_sgns
+from embeddings.sgns_config import SGNSConfig
 
 N_CLUSTERS, CLUSTER_SIZE = 10, 10
 
@@ -106,18 +107,18 @@ def test_noise_distribution_is_count_to_the_power() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"mode": "glove"}, "mode must be 'skipgram' or 'cbow', got 'glove'"),
-        ({"backend": "jax"}, "backend must be 'auto', 'numba' or 'torch', got 'jax'"),
-        ({"dim": 0}, "dim must be a positive integer, got 0"),
-        ({"window": -1}, "window must be a positive integer, got -1"),
-        ({"negative": 2.5}, "negative must be a positive integer, got 2.5"),
-        ({"epochs": 0}, "epochs must be a positive integer, got 0"),
-        ({"workers": -1}, "workers must be a non-negative integer (0 = all cores), got -1"),
-        ({"seed": -5}, "seed must be a non-negative integer, got -5"),
+        ({"mode": "glove"}, "mode must be one of 'skipgram', 'cbow', got 'glove'"),
+        ({"backend": "jax"}, "backend must be one of 'auto', 'numba', 'torch', got 'jax'"),
+        ({"dim": 0}, "dim must be an integer >= 1, got 0"),
+        ({"window": -1}, "window must be an integer >= 1, got -1"),
+        ({"negative": 2.5}, "negative must be an integer >= 1, got 2.5"),
+        ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+        ({"workers": -1}, "workers must be an integer >= 0 (0 = every core), got -1"),
+        ({"seed": -5}, "seed must be an integer >= 0, got -5"),
         ({"shuffle": "yes"}, "shuffle must be true or false, got 'yes'"),
         ({"sample": -1e-3}, "sample must be a finite number >= 0 (0 disables subsampling), got -0.001"),
         ({"alpha": 0.0}, "alpha must be a finite number > 0, got 0.0"),
-        ({"min_alpha": 0.5}, "min_alpha must be between 0 and alpha (0.025), got 0.5"),
+        ({"min_alpha": 0.5}, "min_alpha must be a finite number in [0, 0.025], got 0.5"),
         ({"ns_exponent": float("nan")}, "ns_exponent must be a finite number, got nan"),
     ],
 )

@@ -17,7 +17,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from embeddings.errors import ConfigError, DataError
 from embeddings.store import Store
-from embeddings.store_schema import metadata
+from embeddings.store.schema import metadata
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2024, 3, 1, 12, 0, 0)
@@ -161,7 +161,9 @@ def test_write_killed_midway_then_rerun_leaves_every_row_once(tmp_path):
 
 
 def test_unknown_table_and_column_messages(store):
-    tables = "alerts, cards, events, fraud_scores, items, labels, merchants, recommendations, runs, transactions, vectors"
+    tables = (
+        "alerts, cards, events, fraud_scores, items, labels, merchants, recommendations, runs, transactions, vectors"
+    )
     with pytest.raises(DataError) as caught:
         store.write("evnts", events_frame(3))
     assert str(caught.value) == f"the store has no table 'evnts' (tables: {tables})"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pytest
 
-from embeddings.errors import NotFoundError
+from embeddings.errors import ConfigError, NotFoundError
 
 
 @dataclasses.dataclass
@@ -59,14 +59,16 @@ def test_explicit_lifecycle_and_listing(store):
     store.fail_run(third, "out of memory")
 
     listed = store.runs()
-    assert set(listed["run_id"]) == {first, second, third}
-    assert listed["started_at"].is_sorted(descending=True)
-    assert listed.schema["started_at"] == pl.Datetime("us") and listed.schema["config"] == pl.String
+    assert {run["run_id"] for run in listed} == {first, second, third}
+    started = [run["started_at"] for run in listed]
+    assert started == sorted(started, reverse=True)
+    assert listed[-1] == store.get_run(first)  # decoded as get_run decodes: config and metrics are dicts
+    assert listed[-1]["config"] == {"dim": 4}
 
-    item2vec = store.runs("item2vec")
-    assert set(item2vec["run_id"]) == {first, third}
-    assert store.runs(status="failed")["error"].to_list() == ["out of memory"]
-    assert store.runs(status="running")["parent_run_id"].to_list() == [first]
+    assert {run["run_id"] for run in store.runs("item2vec")} == {first, third}
+    assert {run["run_id"] for run in store.runs(["item2vec", "index"])} == {first, second, third}
+    assert [run["error"] for run in store.runs(status="failed")] == ["out of memory"]
+    assert [run["parent_run_id"] for run in store.runs(status="running")] == [first]
     assert json.loads(store.read("runs", where={"run_id": first})["metrics"][0]) == {"loss": 0.1}
 
 
@@ -81,3 +83,53 @@ def test_unknown_runs_raise_not_found(store):
         with pytest.raises(NotFoundError) as caught:
             call()
         assert str(caught.value) == message
+
+
+class _Model:
+    """A model that saves itself as a directory holding one file."""
+
+    def save(self, directory):
+        directory = Path(directory)
+        directory.mkdir(parents=True)
+        (directory / "weights").write_text("w")
+        return directory
+
+
+def test_a_run_resumes_with_matching_settings_and_refuses_others(store):
+    with pytest.raises(RuntimeError):
+        with store.run("score", {"threshold": 0.9, "source": "a.csv"}) as first:
+            raise RuntimeError("killed")
+    assert store.get_run(first.id)["status"] == "failed"
+    with pytest.raises(ConfigError, match="was started with threshold=0.9; resume it with the same threshold"):
+        with store.run("score", {"threshold": 0.5}, resume=first.id, resume_keys=("threshold",)):
+            pass
+    with pytest.raises(ConfigError, match="is a 'score' run, not a 'recommend' run"):
+        with store.run("recommend", {}, resume=first.id):
+            pass
+    with store.run("score", {"threshold": 0.9}, resume=first.id, resume_keys=("threshold",)) as again:
+        assert again.id == first.id and store.get_run(first.id)["status"] == "running"
+    resumed = store.get_run(first.id)
+    assert (resumed["status"], resumed["error"]) == ("succeeded", None)
+    assert len(store.runs()) == 1
+
+
+def test_save_model_records_the_default_directory_and_the_newest_model_is_found(store, seqemb_home):
+    with pytest.raises(NotFoundError, match="no trained fraud model in .*; train one with `seqemb train-fraud`"):
+        store.newest_model_run("fraud_model", "seqemb train-fraud")
+    with store.run("fraud_model") as older:
+        older_path = older.save_model(_Model())
+    with store.run("fraud_model") as newer:
+        newer_path = newer.save_model(_Model())
+    assert older_path == seqemb_home / "models" / f"fraud_model-{older.id}"
+    assert store.get_run(newer.id)["artifact_path"] == str(newer_path)
+    assert store.newest_model_run("fraud_model", "x")["run_id"] == newer.id
+    shutil.rmtree(newer_path)  # a model directory deleted by hand is skipped
+    assert [run["run_id"] for run in store.model_runs("fraud_model")] == [older.id]
+
+
+def test_progress_is_recorded_in_the_run(store):
+    with store.run("recommend") as run:
+        with run.progress(10, done=4, unit="user", enabled=False) as bar:
+            assert store.get_run(run.id)["metrics"]["progress"] == {"done": 4, "total": 10, "unit": "user"}
+            bar.update(6)
+    assert store.get_run(run.id)["metrics"]["progress"] == {"done": 10, "total": 10, "unit": "user"}

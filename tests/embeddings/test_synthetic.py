@@ -108,9 +108,7 @@ def test_popularity_is_skewed_within_clusters(world: World) -> None:
 def test_thirty_minute_gaps_recover_sessions(world: World) -> None:
     events = world.events
     assert events.equals(events.sort("user_id", "ts"))
-    new_session = (pl.col("user_id") != pl.col("user_id").shift()) | (
-        pl.col("ts").diff() > pl.duration(minutes=30)
-    )
+    new_session = (pl.col("user_id") != pl.col("user_id").shift()) | (pl.col("ts").diff() > pl.duration(minutes=30))
     recovered = events.select(new_session.fill_null(True).cast(pl.Int64).cum_sum() - 1).to_series()
     assert (recovered == events["session_id"]).all()
     start = datetime.combine(world.config.start, time())

@@ -89,7 +89,7 @@ def test_most_similar_errors(emb: Embeddings) -> None:
     assert str(info.value) == "query vector must have shape (16,), got (3,)"
     with pytest.raises(ConfigError) as info:
         emb.most_similar("c0_0", k=0)
-    assert str(info.value) == "k must be a positive integer, got 0"
+    assert str(info.value) == "k must be an integer >= 1, got 0"
     assert len(emb.most_similar("c0_0", k=1000)) == len(emb) - 1
 
 

@@ -7,11 +7,11 @@ import polars as pl
 import pytest
 from scipy.stats import chi2
 
-from embeddings import walks as walks_module
 from embeddings.errors import ConfigError
 from embeddings.graph import Graph
+from embeddings.graph import walks as walks_module
+from embeddings.graph.walks import random_walks
 from embeddings.sequences import Sequences
-from embeddings.walks import random_walks
 
 # Triangles (0-1-2, 1-2-3, 4-5-6) next to open paths, uneven weights, degrees 2 to 4.
 WEIGHTED_EDGES = pl.DataFrame(
@@ -136,9 +136,9 @@ def test_walks_repeat_for_a_seed_whatever_the_thread_count():
     [
         ({"p": 0.0}, "p must be a finite number > 0, got 0.0"),
         ({"q": float("inf")}, "q must be a finite number > 0, got inf"),
-        ({"walk_length": 0}, "walk_length must be a positive integer, got 0"),
-        ({"walks_per_node": 2.5}, "walks_per_node must be a positive integer, got 2.5"),
-        ({"seed": -1}, "seed must be a non-negative integer, got -1"),
+        ({"walk_length": 0}, "walk_length must be an integer >= 1, got 0"),
+        ({"walks_per_node": 2.5}, "walks_per_node must be an integer >= 1, got 2.5"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
     ],
 )
 def test_bad_walk_parameters(kwargs, message):

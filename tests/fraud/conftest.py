@@ -7,8 +7,9 @@ import pytest
 
 from embeddings.synthetic import WorldConfig, make_world
 from embeddings.vectors import Embeddings
-from fraud.autoencoder import AutoencoderConfig, train_autoencoder
-from fraud.features import TransactionSchema, read_transactions, step_features
+from fraud.autoencoder import train_autoencoder
+from fraud.config import AutoencoderConfig, TransactionSchema
+from fraud.features import read_transactions, step_features
 
 SCHEMA = TransactionSchema(label="is_fraud")
 CONFIG = AutoencoderConfig(epochs=4, device="cpu")

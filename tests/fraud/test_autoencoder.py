@@ -7,7 +7,6 @@ from sklearn.metrics import roc_auc_score
 
 from embeddings.errors import ConfigError, DataError, NotFoundError
 from fraud.autoencoder import (
-    AutoencoderConfig,
     embed_windows,
     load_autoencoder,
     save_autoencoder,
@@ -17,6 +16,7 @@ from fraud.autoencoder import (
     training_ends,
     window_errors,
 )
+from fraud.config import AutoencoderConfig
 from fraud.features import read_transactions, step_features
 from tests.fraud.conftest import CONFIG, SCHEMA
 

@@ -9,8 +9,9 @@ import polars as pl
 import pytest
 
 from embeddings.errors import ConfigError, DataError
+from fraud.config import SemiConfig
 from fraud.counterparty_labels import COUNTERPARTY_LABEL_INPUTS, counterparty_label_history
-from fraud.semi import SemiConfig, load_semi, semi_inputs, train_semi
+from fraud.semi import load_semi, semi_inputs, train_semi
 
 DAY0 = dt.datetime(2024, 1, 1)
 

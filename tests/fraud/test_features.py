@@ -10,7 +10,8 @@ import pytest
 from embeddings.errors import ConfigError, DataError
 from embeddings.synthetic import WorldConfig, make_world
 from embeddings.vectors import Embeddings
-from fraud.features import BASE_FEATURES, TransactionSchema, read_transactions, step_features
+from fraud.config import TransactionSchema
+from fraud.features import BASE_FEATURES, read_transactions, step_features
 
 SCHEMA = TransactionSchema(category="category", channel="channel", label="is_fraud")
 

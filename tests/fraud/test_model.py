@@ -13,10 +13,10 @@ from sklearn.metrics import roc_auc_score
 from embeddings.errors import DataError, NotFoundError
 from embeddings.store import Store
 from embeddings.synthetic import WorldConfig, make_world
-from fraud.autoencoder import AutoencoderConfig
-from fraud.features import TransactionSchema
+from fraud.config import AutoencoderConfig, FraudJob, FraudModelConfig, TransactionSchema
+from fraud.jobs import run_train_fraud
 from fraud.labels import record_label
-from fraud.model import FraudJob, FraudModel, FraudModelConfig, run_train_fraud, train_fraud_model
+from fraud.model import FraudModel, train_fraud_model
 
 torch.set_num_threads(1)
 
@@ -85,7 +85,8 @@ def test_bad_transactions_raise_the_data_layer_error(tmp_path: Path, world, mode
 def test_the_training_job_records_its_run(tmp_path: Path, world) -> None:
     store = Store()
     job = FraudJob(SCHEMA, FraudModelConfig(AutoencoderConfig(epochs=1, device="cpu"), transaction_id="txn_id"))
-    model, run_id, path = run_train_fraud(world.transactions.head(4000), job, store=store, out=tmp_path / "m")
+    result = run_train_fraud(world.transactions.head(4000), job, store=store, out=tmp_path / "m")
+    model, run_id, path = result.model, result.run_id, result.path
     run = store.get_run(run_id)
     assert (run["kind"], run["status"], run["artifact_path"]) == ("fraud_model", "succeeded", str(path))
     assert run["metrics"]["transactions"] == 4000
@@ -100,7 +101,7 @@ def test_analyst_labels_keep_confirmed_frauds_out_of_training_and_calibration(tm
     head = world.transactions.sort("ts").head(4000)
     config = FraudModelConfig(AutoencoderConfig(epochs=1, device="cpu"), transaction_id="txn_id")
     job = FraudJob(TransactionSchema(), config)
-    before, _, _ = run_train_fraud(head, job, store=store, out=tmp_path / "before")
+    before = run_train_fraud(head, job, store=store, out=tmp_path / "before").model
     cutoff = pl.Series([before.metrics["validation_cutoff"]]).str.to_datetime()[0]
     cold = pl.int_range(pl.len()).over("card_id") < config.autoencoder.window - 1
     late = head.sort("ts").with_columns(cold=cold).filter((pl.col("ts") >= cutoff) & ~pl.col("cold"))
@@ -111,8 +112,8 @@ def test_analyst_labels_keep_confirmed_frauds_out_of_training_and_calibration(tm
         record_label(store, txn_id=row["txn_id"], card_id=row["card_id"], label="confirmed fraud", analyst="a")
     for row in genuine.iter_rows(named=True):
         record_label(store, txn_id=row["txn_id"], card_id=row["card_id"], label="false positive", analyst="a")
-    after, _, _ = run_train_fraud(head, job, store=store, out=tmp_path / "after")
+    after = run_train_fraud(head, job, store=store, out=tmp_path / "after").model
     assert after.metrics["analyst_labels"] == 15
     assert after.metrics["validation_genuine"] == before.metrics["validation_genuine"] - 10
     ignored = FraudJob(TransactionSchema(), config, analyst_labels=False)
-    assert run_train_fraud(head, ignored, store=store, out=tmp_path / "x")[0].metrics["analyst_labels"] == 0
+    assert run_train_fraud(head, ignored, store=store, out=tmp_path / "x").model.metrics["analyst_labels"] == 0

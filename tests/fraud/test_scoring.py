@@ -19,10 +19,9 @@ from typer.testing import CliRunner
 from embeddings.errors import ConfigError, DataError
 from embeddings.store import Store
 from embeddings.synthetic import WorldConfig, make_world
-from fraud.autoencoder import AutoencoderConfig
-from fraud.features import TransactionSchema
-from fraud.model import FraudModel, FraudModelConfig, train_fraud_model
-from fraud.scoring import score_batch
+from fraud.config import AutoencoderConfig, FraudModelConfig, TransactionSchema
+from fraud.jobs import score_batch
+from fraud.model import FraudModel, train_fraud_model
 from ui.cli import app
 
 torch.set_num_threads(1)
@@ -68,7 +67,7 @@ def test_batch_scores_rank_planted_fraud_and_alerts(world, model_path: Path, par
     store = Store()
     run_id = score_batch(
         store, FraudModel.load(model_path), str(parquet), chunk_entities=64, model_path=model_path, progress=False
-    )
+    ).run_id
     scores = _check_complete(store, run_id, world)
     truth = scores.join(world.transactions.select("txn_id", "is_fraud", "card_id"), on="txn_id")
     assert truth["card_id"].equals(truth["card_id_right"])
@@ -82,7 +81,7 @@ def test_batch_scores_rank_planted_fraud_and_alerts(world, model_path: Path, par
     assert run["metrics"]["entities_this_pass"] == world.cards.height
 
     # A finished run resumed: nothing is left to score, nothing is written twice.
-    assert score_batch(store, FraudModel.load(model_path), str(parquet), run_id=run_id, progress=False) == run_id
+    assert score_batch(store, FraudModel.load(model_path), str(parquet), run_id=run_id, progress=False).run_id == run_id
     assert store.get_run(run_id)["metrics"]["entities_this_pass"] == 0
     _check_complete(store, run_id, world)
 
@@ -92,9 +91,9 @@ def test_since_scores_only_new_transactions_with_their_history(world, model_path
     with its card's whole history (the same score as a run over everything)."""
     store = Store()
     model = FraudModel.load(model_path)
-    everything = score_batch(store, model, str(parquet), progress=False)
+    everything = score_batch(store, model, str(parquet), progress=False).run_id
     since = world.transactions["ts"].sort()[int(0.9 * world.transactions.height)]
-    nightly = score_batch(store, model, str(parquet), since=since, progress=False)
+    nightly = score_batch(store, model, str(parquet), since=since, progress=False).run_id
     new = world.transactions.filter(pl.col("ts") >= since)
     scored = store.read("fraud_scores", where={"run_id": nightly})
     assert sorted(scored["txn_id"]) == sorted(new["txn_id"])
@@ -107,7 +106,7 @@ def test_since_scores_only_new_transactions_with_their_history(world, model_path
     alerts = store.read("alerts", where={"run_id": nightly})
     assert set(alerts["txn_id"]) <= set(new["txn_id"])
     # Resumed, the run keeps its cut-off; resumed with another one, it refuses in one line.
-    assert score_batch(store, model, str(parquet), run_id=nightly, progress=False) == nightly
+    assert score_batch(store, model, str(parquet), run_id=nightly, progress=False).run_id == nightly
     assert store.count("fraud_scores", {"run_id": nightly}) == new.height
     with pytest.raises(ConfigError, match="since"):
         score_batch(store, model, str(parquet), run_id=nightly, since=world.transactions["ts"].min(), progress=False)
@@ -120,7 +119,7 @@ import torch
 torch.set_num_threads(1)
 from embeddings.store import Store
 from fraud.model import FraudModel
-from fraud.scoring import score_batch
+from fraud.jobs import score_batch
 
 model = FraudModel.load(sys.argv[2])
 inner = model.score_frame
@@ -149,7 +148,7 @@ def test_a_job_killed_by_sigkill_resumes_and_scores_every_transaction_once(
     assert job.wait() == -signal.SIGKILL, job.stderr.read().decode()
     written = store.count("fraud_scores")
     assert 0 < written < world.transactions.height
-    (run_id,) = store.runs("score")["run_id"]
+    (run_id,) = [run["run_id"] for run in store.runs("score")]
     assert store.get_run(run_id)["status"] == "running"  # killed: nothing marked it failed
     # A chunk (whole entities, scores and alerts) is one transaction: each card is either fully
     # scored or not at all, and the alerts stored are exactly the stored scores over the threshold.
@@ -166,7 +165,7 @@ def test_a_job_killed_by_sigkill_resumes_and_scores_every_transaction_once(
     assert run["metrics"]["entities_this_pass"] == world.cards.height - per_card.height
 
     # The same run scored without a crash stores the same scores and the same alerts.
-    fresh = score_batch(store, FraudModel.load(model_path), str(parquet), progress=False)
+    fresh = score_batch(store, FraudModel.load(model_path), str(parquet), progress=False).run_id
     a = store.read("fraud_scores", where={"run_id": run_id}).drop("run_id").sort("txn_id")
     b = store.read("fraud_scores", where={"run_id": fresh}).drop("run_id").sort("txn_id")
     assert a.equals(b)
@@ -193,7 +192,7 @@ def test_store_table_source(world, model_path: Path, tmp_path: Path) -> None:
     store.write(
         "transactions", world.transactions.filter(pl.col("card_id").is_in(world.cards["card_id"].head(40).implode()))
     )
-    run_id = score_batch(store, FraudModel.load(model_path), url, table="transactions", progress=False)
+    run_id = score_batch(store, FraudModel.load(model_path), url, table="transactions", progress=False).run_id
     assert store.count("fraud_scores", {"run_id": run_id}) == store.count("transactions")
 
 
@@ -213,7 +212,7 @@ def test_cli_train_fraud_then_score(world, tmp_path: Path) -> None:
     scored = runner.invoke(app, ["score", str(csv), "--threshold", "0.95"])
     assert scored.exit_code == 0, scored.output
     store = Store()
-    (run_id,) = store.runs("score")["run_id"]
+    (run_id,) = [run["run_id"] for run in store.runs("score")]
     assert store.count("fraud_scores", {"run_id": run_id}) == small.height
     high = store.read("fraud_scores", where={"run_id": run_id}).filter(pl.col("score") >= 0.95)
     assert store.count("alerts", {"run_id": run_id}) == high.height > 0

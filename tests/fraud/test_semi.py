@@ -13,12 +13,12 @@ from sklearn.metrics import average_precision_score
 from embeddings.errors import ConfigError, DataError, NotFoundError
 from embeddings.store import Store
 from fraud.autoencoder import score_steps
+from fraud.config import SemiConfig
 from fraud.labels import read_labels, record_label
 from fraud.semi import (
     BOOSTED_FILE,
     FOREST_FILE,
     HISTORY_INPUT,
-    SemiConfig,
     load_semi,
     semi_inputs,
     step_labels,

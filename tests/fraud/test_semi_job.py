@@ -14,10 +14,10 @@ from embeddings.errors import DataError
 from embeddings.store import Store
 from fraud.counterparty_labels import COUNTERPARTY_LABEL_INPUTS
 from fraud.features import step_features
+from fraud.jobs import store_label_history
 from fraud.labels import read_labels
 from fraud.model import FraudModel
 from fraud.semi import load_semi
-from fraud.semi_job import store_label_history
 from ui.cli import app
 
 runner = CliRunner()
@@ -65,14 +65,14 @@ def test_train_semi_learns_from_store_labels_and_ranks_unlabelled_cards(world, t
     n = _label_cards(store, world.transactions, labelled)
     result = runner.invoke(app, ["train-semi", str(csv)])
     assert result.exit_code == 0, result.output
-    (run,) = store.runs("semi_model").iter_rows(named=True)
+    (run,) = store.runs("semi_model")
     metrics = store.get_run(run["run_id"])["metrics"]
     assert metrics["labelled_transactions"] == n and metrics["labels_not_in_source"] == 0
     assert metrics["frauds"] == int(world.transactions.filter(pl.col("card_id").is_in(labelled))["is_fraud"].sum())
 
     # On the cards nobody labelled, the semi-supervised probability finds the planted fraud
     # better than the unsupervised score it builds on.
-    fraud = FraudModel.load(store.runs("fraud_model")["artifact_path"][0])
+    fraud = FraudModel.load(store.runs("fraud_model")[0]["artifact_path"])
     semi = load_semi(run["artifact_path"])
     frame = fraud.read(world.transactions)
     features = step_features(frame, fraud.counterparty)
@@ -97,12 +97,12 @@ def test_train_semi_with_counterparty_labels_reads_what_was_known_before_each_st
     _label_cards(store, world.transactions, cards[: len(cards) // 2], delay=dt.timedelta(days=1))
     result = runner.invoke(app, ["train-semi", str(csv), "--counterparty-labels"])
     assert result.exit_code == 0, result.output
-    (run,) = store.runs("semi_model").iter_rows(named=True)
+    (run,) = store.runs("semi_model")
     semi = load_semi(run["artifact_path"])
     assert semi.config.use_counterparty_labels
     assert set(COUNTERPARTY_LABEL_INPUTS) <= set(semi.input_names)
 
-    fraud = FraudModel.load(store.runs("fraud_model")["artifact_path"][0])
+    fraud = FraudModel.load(store.runs("fraud_model")[0]["artifact_path"])
     frame = fraud.read(world.transactions)
     features = step_features(frame, fraud.counterparty)
     history = store_label_history(frame, features, read_labels(store))

@@ -8,9 +8,10 @@ import pytest
 
 from embeddings.errors import DataError
 from fraud.calibrate import Calibration
+from fraud.config import FraudModelConfig
 from fraud.explain import feature_errors
 from fraud.features import read_transactions, step_features
-from fraud.model import FraudModel, FraudModelConfig
+from fraud.model import FraudModel
 from fraud.stream import StreamScorer
 
 from .conftest import CONFIG, SCHEMA

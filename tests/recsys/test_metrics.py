@@ -139,7 +139,7 @@ def test_bad_calls_raise_one_line_errors():
         evaluate(scorer, cases, protocol="topk")
     with pytest.raises(ConfigError, match="needs negatives"):
         evaluate(scorer, cases, protocol="sampled")
-    with pytest.raises(ConfigError, match="ks must be"):
+    with pytest.raises(ConfigError, match="k must be an integer >= 1, got 0"):
         evaluate(scorer, cases, ks=(0,))
     with pytest.raises(ConfigError, match="align"):
         evaluate(scorer, cases, exclude=Sequences.from_lists([[1]]))

@@ -8,10 +8,11 @@ import torch
 
 from embeddings.errors import ConfigError
 from embeddings.sequences import Sequences
-from recsys.batches import length_batches, pad_rows, windows
-from recsys.encoder import EncoderConfig, GRUSessionEncoder
-from recsys.fit import FitConfig, fit
+from recsys.config import EncoderConfig, FitConfig
+from recsys.encoder import GRUSessionEncoder
+from recsys.fit import fit
 from recsys.losses import full_softmax_loss, sampled_softmax_loss
+from recsys.padding import length_batches, pad_rows, windows
 from recsys.train import training_positions
 
 
@@ -80,7 +81,13 @@ def test_sampled_softmax_gradient_is_unbiased_by_popular_negatives():
             [
                 expected_item(
                     lambda s: sampled_softmax_loss(
-                        s, targets, lambda t: items[t], tau, log_frequency, log_proposal, 500,
+                        s,
+                        targets,
+                        lambda t: items[t],
+                        tau,
+                        log_frequency,
+                        log_proposal,
+                        500,
                         torch.Generator().manual_seed(seed),
                     )
                 )

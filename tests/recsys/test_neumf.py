@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from embeddings.errors import ConfigError, DataError
-from recsys.neumf import NeuMF, NeuMFConfig, rerank, train_neumf
+from recsys.config import NeuMFConfig
+from recsys.neumf import NeuMF, rerank, train_neumf
 
 N_ITEMS, N_CLUSTERS, SESSION_DIM, C = 200, 4, 16, 20
 CONFIG = NeuMFConfig(dim=16, mlp=(32, 16), epochs=6, batch_size=128, lr=1e-2, device="cpu")

@@ -9,13 +9,10 @@ import pytest
 from embeddings.data import EventSchema
 from embeddings.errors import ConfigError, NotFoundError
 from embeddings.synthetic import WorldConfig, make_world
+from recsys.config import EncoderConfig, FitConfig, NeuMFConfig, RecommenderConfig, TowerConfig
 from recsys.data import read_interactions
-from recsys.encoder import EncoderConfig
-from recsys.fit import FitConfig
-from recsys.neumf import NeuMFConfig
 from recsys.recommender import Recommender
-from recsys.train import RecommenderConfig, train_recommender
-from recsys.two_tower import TowerConfig
+from recsys.train import train_recommender
 
 WORLD = WorldConfig(seed=3, n_items=400, n_clusters=8, n_users=300, n_sessions=1500)
 CONFIG = RecommenderConfig(

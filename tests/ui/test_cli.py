@@ -24,7 +24,8 @@ def test_demo_leaves_runs_models_and_vectors_in_the_store(seqemb_home: Path) -> 
     assert result.exit_code == 0, result.output
     store = Store()
     assert str(seqemb_home) in store.url
-    runs = store.runs()
+    columns = ("run_id", "kind", "status", "artifact_path")
+    runs = pl.DataFrame([{name: run[name] for name in columns} for run in store.runs()])
     assert sorted(runs["kind"]) == [
         "fraud_model",
         "item2vec",
@@ -98,7 +99,7 @@ def test_item2vec_from_csv_and_bad_column(tmp_path: Path, seqemb_home: Path) -> 
         f"error: {csv}: missing column 'customer' (columns: event_id, user_id, session_id, item_id, ts)\n"
     )
     failed = Store().runs(status="failed")
-    assert failed["error"].to_list() == [f"DataError: {bad.stderr[len('error: ') :].strip()}"]
+    assert [run["error"] for run in failed] == [f"DataError: {bad.stderr[len('error: ') :].strip()}"]
     assert list(seqemb_home.glob("models/*")) == []  # the failed run left no model behind
 
 
@@ -113,6 +114,38 @@ def test_similar_of_unknown_key_is_one_line() -> None:
     assert bad.stderr.startswith("error: no model in sqlite:///")
     assert bad.stderr.rstrip().endswith("knows 'nope'")
     assert len(bad.stderr.splitlines()) == 1
+
+
+def _seqemb(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from ui.cli import main; main()", *args], capture_output=True, text=True, cwd=ROOT
+    )
+
+
+def test_typed_keys_that_only_look_like_integers_are_one_line(tmp_path: Path) -> None:
+    """``str.isdigit`` accepts "²" and a stripped "--5"; ``int()`` does not: such keys are text, found nowhere."""
+    events = pl.DataFrame({"user": [1, 1, 1, 2, 2, 2] * 20, "item": [3, 4, 5, 3, 4, 6] * 20})
+    csv = tmp_path / "clicks.csv"
+    events.write_csv(csv)
+    trained = runner.invoke(app, ["item2vec", str(csv), "--entity", "user", "--item", "item", "--dim", "4"])
+    assert trained.exit_code == 0, trained.output
+    found = _seqemb("similar", "3", "-k", "2")  # typed text, integer keys: found
+    assert found.returncode == 0, found.stderr
+    assert [line.split()[1] for line in found.stdout.splitlines()] != []
+    for key in ("²", "--5", "٣"):
+        bad = _seqemb("similar", "--", key)
+        assert bad.returncode == 2, bad.stderr
+        assert bad.stdout == ""
+        assert bad.stderr.splitlines() == [f"error: no model in {Store().url} knows {key!r}"]
+
+
+def test_version_and_help_are_one_command_each() -> None:
+    version = _seqemb("--version")
+    assert version.returncode == 0 and version.stdout.startswith("seqemb ")
+    shown = _seqemb("--help")
+    assert shown.returncode == 0
+    for command in ("demo", "item2vec", "node2vec", "similar", "runs", "train-recommender", "score", "ui"):
+        assert command in shown.stdout
 
 
 def test_readme_test_command_is_what_ci_runs() -> None:

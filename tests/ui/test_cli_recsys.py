@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from embeddings.errors import ConfigError, DataError, NotFoundError
 from embeddings.store import Store
 from embeddings.synthetic import WorldConfig, make_world
-from recsys.batch import recommend_batch
+from recsys.jobs import recommend_batch
 from recsys.recommender import Recommender
 from tests.recsys.test_batch import Crashing
 from ui.cli import app
@@ -54,7 +54,7 @@ def test_train_then_recommend_batch_resume_and_serve(tmp_path: Path, seqemb_home
     trained = runner.invoke(app, [*args, *extras, *SMALL])
     assert trained.exit_code == 0, trained.output
     store = Store()
-    run = store.runs("recommender").row(0, named=True)
+    run = store.runs("recommender")[0]
     assert run["status"] == "succeeded"
     path = Path(run["artifact_path"])
     assert path == seqemb_home / "models" / f"recommender-{run['run_id']}"
@@ -82,14 +82,14 @@ def test_train_then_recommend_batch_resume_and_serve(tmp_path: Path, seqemb_home
     listed.write_text("u0002\n\nu0003\nnobody\nu0002\n")
     batch = runner.invoke(app, ["recommend", "--batch", "--users", str(listed), "-k", "4"])
     assert batch.exit_code == 0, batch.output
-    (batch_run,) = store.runs("recommend")["run_id"]
+    (batch_run,) = [run["run_id"] for run in store.runs("recommend")]
     assert _stored(store, batch_run).equals(_answer(recommender, ["u0002", "u0003", "nobody"], 4))
     assert store.get_run(batch_run)["config"]["model_path"] == str(path.resolve())
 
     # A batch that died midway, finished by --resume: the run's model and k, every row once.
     with pytest.raises(RuntimeError):
         recommend_batch(store, Crashing(recommender, 2), k=6, chunk_size=50, model_path=path.resolve(), progress=False)
-    failed = store.runs("recommend", status="failed")["run_id"][0]
+    failed = store.runs("recommend", status="failed")[0]["run_id"]
     assert 0 < store.count("recommendations", {"run_id": failed}) < n_users * 6
     resumed = runner.invoke(app, ["recommend", "--batch", "--resume", failed])
     assert resumed.exit_code == 0, resumed.output
@@ -139,5 +139,5 @@ def test_a_bad_column_is_one_line_and_a_failed_run(tmp_path: Path) -> None:
     assert bad.returncode == 2
     columns = "event_id, user_id, session_id, item_id, ts"
     assert bad.stderr == f"error: {events}: missing column 'customer' (columns: {columns})\n"
-    assert Store().runs("recommender")["status"].to_list() == ["failed"]
+    assert [run["status"] for run in Store().runs("recommender")] == ["failed"]
     assert not model.exists()

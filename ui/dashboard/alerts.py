@@ -10,7 +10,7 @@ import gradio as gr
 
 from embeddings.errors import NotFoundError
 from embeddings.store import Store
-from embeddings.store_schema import ALERT_STATUSES
+from embeddings.store.schema import ALERT_STATUSES
 from ui.dashboard import alert_detail, queries
 from ui.dashboard.common import guarded, plot_frame, shown
 from ui.dashboard.models import Models

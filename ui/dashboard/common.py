@@ -12,7 +12,7 @@ import pandas as pd
 import polars as pl
 
 from embeddings.errors import ConfigError, SeqembError
-from embeddings.store_schema import ID_LENGTH
+from embeddings.store.schema import ID_LENGTH
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -49,10 +49,9 @@ def map_frame(store: Store, model: EmbeddingModel, points: int = MAP_POINTS, see
 
 def model_key(model: EmbeddingModel, text: str):
     """``text`` as the model spells the key (integer keys match their decimal text); NotFoundError if absent."""
-    text = text.strip()
-    for candidate in (text, int(text)) if text.lstrip("-").isdigit() else (text,):
-        if candidate in model.embeddings:
-            return candidate
+    key = model.embeddings.key_of(text.strip())
+    if key in model.embeddings:
+        return key
     raise NotFoundError(f"{text!r} is not a key of this model (e.g. {model.embeddings.keys[0]!r})")
 
 

@@ -17,7 +17,8 @@ import numpy as np
 import polars as pl
 
 from embeddings.errors import NotFoundError
-from embeddings.node2vec import CARD_PREFIX, MERCHANT_PREFIX
+from embeddings.graph import card_key, card_keys, merchant_key, merchant_keys
+from embeddings.graph.transactions import is_card_key, is_graph_key, plain_id
 from embeddings.store import Store
 from ui.dashboard import queries
 from ui.dashboard.common import clean_id, guarded, shown
@@ -30,12 +31,12 @@ SIZE = 640
 def node_of(store: Store, text: str) -> str:
     """The graph node id (``card:<id>`` / ``merchant:<id>``) of a typed card or merchant id."""
     text = clean_id(text, "card or merchant")
-    if text.startswith((CARD_PREFIX, MERCHANT_PREFIX)):
+    if is_graph_key(text):
         return text
     if store.count("cards", {"card_id": text}) or store.count("transactions", {"card_id": text}):
-        return CARD_PREFIX + text
+        return card_key(text)
     if store.count("merchants", {"merchant_id": text}) or store.count("transactions", {"merchant_id": text}):
-        return MERCHANT_PREFIX + text
+        return merchant_key(text)
     raise NotFoundError(f"{text!r} is neither a card nor a merchant in the store")
 
 
@@ -87,9 +88,9 @@ def svg(edges: pl.DataFrame, nodes: pl.DataFrame, centre: str) -> str:
         )
     for node, ring in nodes.select("node", "ring").iter_rows():
         x, y = pos[node]
-        fill = "#f0a030" if node == centre else ("#3b6fd6" if node.startswith(CARD_PREFIX) else "#2f9e6e")
+        fill = "#f0a030" if node == centre else ("#3b6fd6" if is_card_key(node) else "#2f9e6e")
         radius = 11 if ring == 0 else (7 if ring == 1 else 5)
-        label = html.escape(node.split(":", 1)[-1])
+        label = html.escape(plain_id(node))
         parts.append(
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius}" fill="{fill}"><title>{html.escape(node)}'
             f'</title></circle><text x="{x + radius + 2:.1f}" y="{y + 4:.1f}" font-size="10" '
@@ -104,12 +105,12 @@ def svg(edges: pl.DataFrame, nodes: pl.DataFrame, centre: str) -> str:
 
 def neighbourhood(store: Store, node: str, limit: int = 25) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Edges ``a, b, n, frauds`` (graph node ids, ``a`` nearer ``node``) and their layout."""
-    is_card = node.startswith(CARD_PREFIX)
-    plain = node.split(":", 1)[1]
+    is_card = is_card_key(node)
+    plain = plain_id(node)
     raw = queries.card_merchant_edges(store, plain if is_card else None, None if is_card else plain, limit)
     if raw.height == 0:
         raise NotFoundError(f"{node!r} has no transactions in the store")
-    card, merchant = pl.lit(CARD_PREFIX) + pl.col("card_id"), pl.lit(MERCHANT_PREFIX) + pl.col("merchant_id")
+    card, merchant = card_keys(pl.col("card_id")), merchant_keys(pl.col("merchant_id"))
     near, far = (card, merchant) if is_card else (merchant, card)
     first = raw.filter((card if is_card else merchant) == node).select(a=near, b=far, n="n", frauds="frauds")
     second = raw.filter((card if is_card else merchant) != node).select(a=far, b=near, n="n", frauds="frauds")

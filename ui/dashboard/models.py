@@ -6,20 +6,17 @@ trained while the dashboard runs is picked up; loading a directory happens once 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from threading import Lock
 from typing import Any, TypeVar
 
-import polars as pl
-
 from embeddings.errors import NotFoundError
 from embeddings.model import MODEL_KINDS, EmbeddingModel
 from embeddings.store import Store
 from fraud.model import FraudModel
+from recsys.config import RECOMMENDER_KIND
 from recsys.recommender import Recommender
-from ui.cli import newest_model
 
 T = TypeVar("T")
 
@@ -41,7 +38,7 @@ class Models:
 
     def recommender(self) -> Recommender:
         """The newest trained recommender (NotFoundError when there is none)."""
-        path = newest_model(self.store, None, "recommender", "seqemb demo")
+        path = self.store.newest_model_run(RECOMMENDER_KIND, "seqemb demo")["artifact_path"]
         return self._load("recommender", path, Recommender.load)
 
     def fraud(self, score_run_id: str) -> tuple[FraudModel, str]:
@@ -55,13 +52,10 @@ class Models:
     def embedding_runs(self) -> list[tuple[str, str]]:
         """Succeeded item2vec / node2vec runs whose directory exists, newest first, as
         ``(label, path)`` choices; the label names the kind, what it was trained on and when."""
-        runs = self.store.runs(status="succeeded", limit=None).filter(pl.col("kind").is_in(MODEL_KINDS))
         choices = []
-        for row in runs.iter_rows(named=True):
+        for row in self.store.model_runs(MODEL_KINDS):
             path = row["artifact_path"]
-            if not path or not Path(path).is_dir():
-                continue
-            config = json.loads(row["config"] or "{}")
+            config = row["config"] or {}
             job = config.get("name") or config.get("table") or ("graph" if row["kind"] == "node2vec" else "")
             label = f"{row['kind']} · {job} · {row['started_at']:%Y-%m-%d %H:%M} · {row['run_id'][:8]}"
             choices.append((label.replace(" ·  ·", " ·"), path))

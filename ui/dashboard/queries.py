@@ -12,12 +12,13 @@ from datetime import datetime
 
 import numpy as np
 import polars as pl
-from sqlalchemy import and_, case, desc, func, literal, or_, select
+from sqlalchemy import and_, case, desc, func, or_, select
 
+from embeddings.checks import check_int
 from embeddings.errors import ConfigError
-from embeddings.node2vec import CARD_PREFIX, MERCHANT_PREFIX
+from embeddings.graph.transactions import CARD_PREFIX, plain_ids
 from embeddings.store import Store
-from fraud.labels import FRAUD
+from fraud.labels import read_labels
 
 PAGE_SIZE = 25
 # Histogram edges on the calibrated score: 0, then 1 - 10^(-j/2) for j = 1 .. 8 (0.68 .. 0.9999).
@@ -52,8 +53,8 @@ def parse_day(text: str | None, name: str) -> datetime | None:
 
 
 def _page(page: int, size: int) -> tuple[int, int]:
-    if page < 1 or size < 1:
-        raise ConfigError(f"page and page size must be >= 1, got {page} and {size}")
+    check_int("page", page)
+    check_int("page size", size)
     return size, (page - 1) * size
 
 
@@ -109,10 +110,9 @@ def latest_runs(store: Store) -> pl.DataFrame:
 
 def score_runs(store: Store, limit: int = 50) -> list[tuple[str, str]]:
     """Succeeded ``score`` runs, newest first, as ``(label, run id)`` dropdown choices."""
-    frame = store.runs("score", status="succeeded", limit=limit)
     return [
-        (f"{row['started_at']:%Y-%m-%d %H:%M} · {row['run_id'][:8]}", row["run_id"])
-        for row in frame.iter_rows(named=True)
+        (f"{run['started_at']:%Y-%m-%d %H:%M} · {run['run_id'][:8]}", run["run_id"])
+        for run in store.runs("score", status="succeeded", limit=limit)
     ]
 
 
@@ -239,28 +239,21 @@ def confirmed_frauds(store: Store, limit: int = 1000) -> pl.DataFrame:
     Columns ``txn_id, card_id, ts, fraud_kind, source`` ("analyst" or "data"); an analyst's latest verdict
     wins, so a transaction an analyst called genuine is left out.
     """
-    txns, labels = store.table("transactions"), store.table("labels")
-    latest = select(labels.c.txn_id, func.max(labels.c.created_at).label("at")).group_by(labels.c.txn_id).subquery()
-    verdict = (
-        select(labels.c.txn_id, labels.c.label)
-        .join(latest, and_(labels.c.txn_id == latest.c.txn_id, labels.c.created_at == latest.c.at))
-        .subquery()
-    )
-    analyst_fraud = verdict.c.label == FRAUD  # record_label stores the normalised spelling
+    txns = store.table("transactions")
+    verdicts = read_labels(store)  # the one rule for which label wins: fraud.labels
+    analyst_frauds = verdicts.filter(pl.col("is_fraud") == 1)["txn_id"].to_list()
+    from_data = txns.c.is_fraud.is_(True)
+    if verdicts.height:
+        from_data = and_(from_data, txns.c.txn_id.not_in(verdicts["txn_id"].to_list()))
+    known = or_(txns.c.txn_id.in_(analyst_frauds), from_data) if analyst_frauds else from_data
     stmt = (
-        select(
-            txns.c.txn_id,
-            txns.c.card_id,
-            txns.c.ts,
-            txns.c.fraud_kind,
-            case((analyst_fraud, literal("analyst")), else_=literal("data")).label("source"),
-        )
-        .select_from(txns.outerjoin(verdict, txns.c.txn_id == verdict.c.txn_id))
-        .where(or_(analyst_fraud, and_(txns.c.is_fraud.is_(True), verdict.c.label.is_(None))))
+        select(txns.c.txn_id, txns.c.card_id, txns.c.ts, txns.c.fraud_kind)
+        .where(known)
         .order_by(txns.c.ts.desc(), txns.c.txn_id)
         .limit(limit)
     )
-    return store.read_sql(stmt)
+    source = pl.when(pl.col("txn_id").is_in(analyst_frauds)).then(pl.lit("analyst")).otherwise(pl.lit("data"))
+    return store.read_sql(stmt).with_columns(source=source)
 
 
 def transactions_of_cards(store: Store, cards: list[str], limit: int = 200_000) -> pl.DataFrame:
@@ -304,11 +297,11 @@ def user_history(store: Store, user_id: str, limit: int = 50) -> pl.DataFrame:
 def stored_recommendations(store: Store, user_id: str) -> pl.DataFrame:
     """The user's top-K from the newest succeeded ``recommend`` run: rank, item_id, score."""
     runs = store.runs("recommend", status="succeeded", limit=1)
-    if runs.height == 0:
+    if not runs:
         return pl.DataFrame(schema={"rank": pl.Int64, "item_id": pl.String, "score": pl.Float64})
     return store.read(
         "recommendations",
-        where={"run_id": runs["run_id"][0], "user_id": user_id},
+        where={"run_id": runs[0]["run_id"], "user_id": user_id},
         order_by="rank",
         columns=["rank", "item_id", "score"],
     )
@@ -319,7 +312,7 @@ def describe_keys(store: Store, keys: list[str]) -> pl.DataFrame:
     category, fraud`` where ``fraud`` is "fraud" for a card with a known fraud or a merchant
     whose known frauds are the majority of its transactions, "genuine" otherwise."""
     frame = pl.DataFrame({"key": pl.Series(keys, dtype=pl.String)}).with_columns(
-        id=pl.col("key").str.strip_prefix(CARD_PREFIX).str.strip_prefix(MERCHANT_PREFIX),
+        id=plain_ids(pl.col("key")),
         is_card=pl.col("key").str.starts_with(CARD_PREFIX),
     )
     ids = frame["id"].unique().to_list()

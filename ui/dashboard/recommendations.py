@@ -18,7 +18,8 @@ from embeddings.errors import NotFoundError
 from embeddings.sequences import Sequences
 from embeddings.store import Store
 from embeddings.vectors import Embeddings
-from recsys.recommender import MAX_K, Recommender
+from recsys.config import MAX_K
+from recsys.recommender import Recommender
 from ui.dashboard import queries
 from ui.dashboard.common import clean_id, guarded, shown
 from ui.dashboard.models import Models

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import polars as pl
+
 from fraud.labels import read_labels
 
 IDLE = """() => [...document.querySelectorAll('[data-testid="status-tracker"]')]

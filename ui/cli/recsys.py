@@ -1,4 +1,7 @@
-"""``seqemb`` commands for recommendations: ``train-recommender``, ``recommend``, ``serve``."""
+"""``seqemb train-recommender``, ``seqemb recommend`` and ``seqemb serve``: train, recommend, serve over HTTP.
+
+Flag defaults are read from :class:`~recsys.config.RecommenderConfig`; torch loads when a command runs.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +11,23 @@ from typing import Annotated, Optional
 
 import typer
 
-from embeddings.data import EventSchema
 from embeddings.errors import ConfigError, DataError, first_line
-from embeddings.model import EmbeddingModel
-from embeddings.store import Store
-from recsys.batch import recommend_batch
-from recsys.job import RECOMMENDER_KIND, RecommenderJob, run_recommender
-from recsys.recommender import Recommender
-from recsys.train import RecommenderConfig
-from ui.cli import DbOption, QueryOption, SourceArgument, TableOption, app, newest_model
+from recsys.config import DEFAULT_K, MAX_K, RECOMMENDER_KIND, RecommenderConfig
+from ui.cli.options import (
+    DbOption,
+    DeviceOption,
+    QueryOption,
+    SeedOption,
+    SourceArgument,
+    TableOption,
+    model_path,
+    out_option,
+)
 
 _RECSYS = RecommenderConfig()
 
 
-@app.command("train-recommender")
-def train_recommender_command(
+def train_recommender(
     source: SourceArgument,
     user: Annotated[str, typer.Option(help="Column of the user id.")],
     item: Annotated[str, typer.Option(help="Column of the item id.")],
@@ -51,14 +56,18 @@ def train_recommender_command(
         Optional[int], typer.Option(min=1, help=f"Passes of the two-tower stage (default: {_RECSYS.tower_fit.epochs}).")
     ] = None,
     rerank: Annotated[bool, typer.Option(help="Train the NeuMF re-ranker.")] = True,
-    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    out: Annotated[
-        Optional[Path], typer.Option(help="Model directory (default: $SEQEMB_HOME/models/recommender-<run id>).")
-    ] = None,
+    seed: SeedOption = _RECSYS.seed,
+    device: DeviceOption = _RECSYS.device,
+    out: Annotated[Optional[Path], out_option("recommender")] = None,
     db: DbOption = None,
 ) -> None:
     """Train the recommender (GRU session encoder, DSSM two-tower retrieval, NeuMF re-ranker) on interactions."""
+    from embeddings.data import EventSchema
+    from embeddings.model import EmbeddingModel
+    from embeddings.store import Store
+    from recsys.config import RecommenderJob
+    from recsys.jobs import run_recommender
+
     vectors = EmbeddingModel.load(item_vectors).embeddings if item_vectors is not None else None
     config = dataclasses.replace(_RECSYS, device=device, seed=seed)
     dim = dim or (vectors.dim if vectors is not None else None)
@@ -77,17 +86,16 @@ def train_recommender_command(
         config=config,
     )
     store = Store(db)
-    recommender, run_id, path = run_recommender(source, job, store=store, table=table, query=query, out=out)
-    metrics = store.get_run(run_id)["metrics"]
+    result = run_recommender(source, job, store=store, table=table, query=query, out=out)
+    metrics = result.metrics
     typer.echo(
         f"trained on {metrics['users']:,} users, {metrics['items']:,} items and "
         f"{metrics['interactions']:,} interactions in {metrics['train_seconds']:.1f}s"
     )
-    typer.echo(f"run {run_id} in {store.url}")
-    typer.echo(f"model: {path}")
+    typer.echo(f"run {result.run_id} in {store.url}")
+    typer.echo(f"model: {result.path}")
 
 
-@app.command()
 def recommend(
     model: Annotated[
         Optional[Path],
@@ -103,7 +111,9 @@ def recommend(
     ] = None,
     k: Annotated[
         Optional[int],
-        typer.Option("--k", "-k", min=1, max=1000, help="Items per user (default: 10, or the resumed run's)."),
+        typer.Option(
+            "--k", "-k", min=1, max=MAX_K, help=f"Items per user (default: {DEFAULT_K}, or the resumed run's)."
+        ),
     ] = None,
     exclude_seen: Annotated[bool, typer.Option(help="Leave out items the user already has.")] = True,
     db: DbOption = None,
@@ -113,12 +123,16 @@ def recommend(
         raise ConfigError("give either --user ID (print one user's top k) or --batch (write every user's to the store)")
     if not batch and (users is not None or resume is not None):
         raise ConfigError("--users and --resume go with --batch")
+    from embeddings.store import Store
+    from recsys.jobs import recommend_batch
+    from recsys.recommender import Recommender
+
     chosen = _read_ids(users) if users is not None else None
     store = Store(db)
     resumed = (store.get_run(resume)["config"] or {}) if resume is not None else {}
-    path = newest_model(store, model or resumed.get("model_path"), RECOMMENDER_KIND, "seqemb train-recommender")
+    path = model_path(store, model or resumed.get("model_path"), RECOMMENDER_KIND, "seqemb train-recommender")
     recommender = Recommender.load(path)
-    k = k or resumed.get("k") or 10
+    k = k or resumed.get("k") or DEFAULT_K
     if not batch:
         found = recommender.recommend(user, k=k, exclude_seen=exclude_seen)
         if found.fallback:
@@ -126,15 +140,14 @@ def recommend(
         for rank, (neighbour, score) in enumerate(zip(found.items, found.scores), start=1):
             typer.echo(f"{rank:>4}  {neighbour}  {score:.4f}")
         return
-    run_id = recommend_batch(
+    result = recommend_batch(
         store, recommender, chosen, k=k, exclude_seen=exclude_seen, run_id=resume, model_path=path.resolve()
     )
-    m = store.get_run(run_id)["metrics"]
+    m = result.metrics
     typer.echo(f"wrote the top {k} of {m['users_this_pass']:,} users ({m['users']:,} in the run, {m['rows']:,} rows)")
-    typer.echo(f"run {run_id} in {store.url}")
+    typer.echo(f"run {result.run_id} in {store.url}")
 
 
-@app.command()
 def serve(
     model: Annotated[
         Optional[Path],
@@ -147,9 +160,10 @@ def serve(
     """Serve a recommender over HTTP (FastAPI): /recommend, /recommend/session, /similar, /health, /docs."""
     import uvicorn
 
+    from embeddings.store import Store
     from ui.service import create_app
 
-    path = newest_model(Store(db) if model is None else None, model, RECOMMENDER_KIND, "seqemb train-recommender")
+    path = model_path(Store(db) if model is None else None, model, RECOMMENDER_KIND, "seqemb train-recommender")
     service = create_app(path)
     typer.echo(f"serving {path} at http://{host}:{port} (API docs at /docs)")
     uvicorn.run(service, host=host, port=port)

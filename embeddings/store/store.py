@@ -4,7 +4,7 @@
 :func:`embeddings.settings.default_db_url` (``SEQEMB_DB_URL``, else a SQLite file in
 ``SEQEMB_HOME``). SQLite is the embedded default (WAL journal, foreign keys on, parent
 directories created); PostgreSQL is the production target. The tables are in
-:mod:`embeddings.store_schema`; only those tables are reachable, and no SQL is ever built from
+:mod:`embeddings.store.schema`; only those tables are reachable, and no SQL is ever built from
 a user's string: names are looked up among the known tables and columns, values are bound.
 
 Writes are idempotent and resumable. :meth:`Store.write` checks the whole frame first (columns,
@@ -15,8 +15,8 @@ or inside chunks loses at most its open chunk; running it again writes exactly t
 :meth:`Store.write_all` writes several frames (of one or more tables) in one transaction: all
 their rows land together or none do.
 
-How rows reach each dialect (ON CONFLICT, tuples on SQLite) is :mod:`embeddings.store_insert`;
-the run records (``store.run``, ``start_run`` .. ``runs``) are :mod:`embeddings.store_runs`.
+How rows reach each dialect (ON CONFLICT, tuples on SQLite) is :mod:`embeddings.store.insert`;
+the run records (``store.run``, ``start_run`` .. ``runs``) are :mod:`embeddings.store.runs`.
 
 Frames in and out are polars. Column types map to ``String`` (ids and text; integer ids are
 written as their decimal text), ``Int64``, ``Float64``, ``Boolean``, ``Datetime("us")``
@@ -35,11 +35,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql import Select
 
+from embeddings.checks import check_int
 from embeddings.errors import ConfigError, DataError, first_line
 from embeddings.settings import default_db_url
-from embeddings.store_engine import make_engine
-from embeddings.store_insert import UPSERT_INSERTS, write_rows
-from embeddings.store_frames import (
+from embeddings.store.engine import make_engine
+from embeddings.store.frames import (
     bind_value,
     conditions,
     first_row,
@@ -48,8 +48,9 @@ from embeddings.store_frames import (
     prepare_frame,
     table_column,
 )
-from embeddings.store_runs import RunRecords
-from embeddings.store_schema import metadata, utcnow
+from embeddings.store.insert import UPSERT_INSERTS, write_rows
+from embeddings.store.runs import RunRecords
+from embeddings.store.schema import metadata, utcnow
 
 OnConflict = Literal["ignore", "update"]
 
@@ -114,8 +115,7 @@ class Store(RunRecords):
         rows inserted plus rows updated). The frame is checked whole before anything is written;
         then each chunk of ``chunk_size`` rows is written in its own transaction.
         """
-        if chunk_size < 1:
-            raise ConfigError(f"chunk_size must be at least 1, got {chunk_size}")
+        check_int("chunk_size", chunk_size)
         table, frame = self._checked(table_name, frame, on_conflict)
         written = 0
         for start in range(0, frame.height, chunk_size):

@@ -36,7 +36,7 @@ import numpy as np
 import polars as pl
 
 from embeddings.errors import ConfigError, DataError, NotFoundError
-from embeddings.graph_arcs import arc_edges, csr, edge_rows, read_nodes
+from embeddings.graph.arcs import arc_edges, csr, edge_rows, read_nodes
 from embeddings.sources import Source, describe_source, read_table
 from embeddings.vectors import as_key_list
 

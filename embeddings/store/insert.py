@@ -16,7 +16,7 @@ from sqlalchemy import Table, and_, bindparam, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from embeddings.store_frames import driver_rows
+from embeddings.store.frames import driver_rows
 
 # Dialects with INSERT ... ON CONFLICT; others take the look-up-then-write path.
 UPSERT_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -27,7 +27,7 @@ EXACT_EXECUTEMANY_ROWCOUNT = {"sqlite"}
 def write_rows(
     conn: Connection, table: Table, chunk: pl.DataFrame, replace: bool, upsert_insert: Callable | None
 ) -> int:
-    """Write ``chunk`` (checked by :func:`~embeddings.store_frames.prepare_frame`) into ``table`` on
+    """Write ``chunk`` (checked by :func:`~embeddings.store.frames.prepare_frame`) into ``table`` on
     ``conn``; return the rows inserted (plus, with ``replace``, updated). ``upsert_insert`` is the
     dialect's ``insert`` with ON CONFLICT (:data:`UPSERT_INSERTS`), or None for the look-up path."""
     keys = [column.name for column in table.primary_key.columns]

@@ -1,4 +1,4 @@
-"""Compiled kernels for node2vec walks over a CSR graph (see :mod:`embeddings.walks`).
+"""Compiled kernels for node2vec walks over a CSR graph (see :mod:`embeddings.graph.walks`).
 
 First order: the next node ``x`` of a walk at ``v`` is drawn with probability
 ``w_vx / W_v`` (``W_v`` = summed out-weight of ``v``): one bounded integer for an unweighted

@@ -12,7 +12,7 @@ its own shuffled order and walk ``r · n_start + i`` starts at the ``i``-th node
 1, so token 0 stays SGNS's padding. The walks are a pure function of the graph and ``seed``:
 each walk draws from its own stream, whatever the number of threads.
 
-The work runs in compiled kernels (:mod:`embeddings.walk_kernels`) on chunks of walks, in
+The work runs in compiled kernels (:mod:`embeddings.graph.walk_kernels`) on chunks of walks, in
 threads that release the GIL. Memory: the graph, 8 bytes an arc of alias tables when
 weighted, at most 4 bytes an arc of hub bitmaps when ``q != 1``, and the walks themselves
 (4 bytes a node).
@@ -20,15 +20,14 @@ weighted, at most 4 bytes an arc of hub bitmaps when ``q != 1``, and the walks t
 
 from __future__ import annotations
 
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from embeddings.errors import ConfigError
-from embeddings.graph import Graph
+from embeddings.graph.config import check_walk_params
+from embeddings.graph.graph import Graph
 from embeddings.sequences import Sequences
 
 # Steps per kernel call: the unit of work handed to a thread and of progress.
@@ -37,29 +36,11 @@ _CHUNK_STEPS = 1 << 16
 _LANES = 8
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-
-
-def check_walk_params(walk_length: int, walks_per_node: int, p: float, q: float, seed: int, workers: int) -> None:
-    """Raise :class:`ConfigError` unless the walk parameters make sense."""
-    _check_positive_int("walk_length", walk_length)
-    _check_positive_int("walks_per_node", walks_per_node)
-    for name, value in (("p", p), ("q", q)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
-        raise ConfigError(f"workers must be a non-negative integer (0 = all cores), got {workers!r}")
-
-
 def alias_tables(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     """Per-row alias tables of a weighted graph (float32 and int32, ``(nnz,)``); empty when unweighted."""
     if graph.weights is None:
         return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int32)
-    from embeddings.walk_kernels import build_alias
+    from embeddings.graph.walk_kernels import build_alias
 
     prob = np.empty(graph.indices.size, dtype=np.float32)
     alias = np.empty(graph.indices.size, dtype=np.int32)
@@ -75,7 +56,7 @@ def hub_bitmaps(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     fit in the size of ``graph.indices`` (so memory stays O(E)). Returns hub_slot int32
     ``(n,)`` and hub_bits uint64 ``(hubs, ceil(n / 64))`` (see ``build_hub_bitmaps``).
     """
-    from embeddings.walk_kernels import build_hub_bitmaps
+    from embeddings.graph.walk_kernels import build_hub_bitmaps
 
     n = graph.n_nodes
     degree = np.diff(graph.indptr)
@@ -112,7 +93,7 @@ def random_walks(
     ``workers=0`` uses every core. Shows a tqdm bar over walks unless ``progress=False``.
     """
     check_walk_params(walk_length, walks_per_node, p, q, seed, workers)
-    from embeddings.walk_kernels import walk_chunk
+    from embeddings.graph.walk_kernels import walk_chunk
 
     rng = np.random.default_rng(seed)
     starts = walk_starts(graph, walks_per_node, rng)

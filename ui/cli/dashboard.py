@@ -1,4 +1,4 @@
-"""``seqemb ui``: the analysts' dashboard (Gradio) over the store; registered on the ``seqemb`` app.
+"""``seqemb ui``: the analysts' dashboard (Gradio) over the store.
 
 It binds 127.0.0.1 unless ``--host`` says otherwise, and refuses a non-loopback host without a
 login (``--auth user:password`` or ``SEQEMB_UI_AUTH``): one line on stderr, exit status 2.
@@ -6,12 +6,14 @@ login (``--auth user:password`` or ``SEQEMB_UI_AUTH``): one line on stderr, exit
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from embeddings.store import Store
-from ui.cli import DbOption, app
+from ui.cli.options import DbOption
+
+if TYPE_CHECKING:
+    from embeddings.store import Store
 
 
 def open_dashboard(store: Store, *, host: str = "127.0.0.1", port: int | None = None, auth: str | None = None) -> None:
@@ -24,7 +26,6 @@ def open_dashboard(store: Store, *, host: str = "127.0.0.1", port: int | None = 
     serve(store, host=host, port=port, auth=login)
 
 
-@app.command()
 def ui(
     db: DbOption = None,
     host: Annotated[
@@ -39,6 +40,7 @@ def ui(
     ] = None,
 ) -> None:
     """Open the analysts' dashboard: runs, alerts and their timelines, recommendations, embeddings, graph."""
+    from embeddings.store import Store
     from ui.dashboard.app import check_exposure, parse_auth
 
     check_exposure(host, parse_auth(auth))  # before the store is opened: a refused start touches nothing

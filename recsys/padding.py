@@ -11,11 +11,13 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from embeddings.errors import ConfigError
+from embeddings.checks import check_int
 from embeddings.sequences import Sequences
 
 
-def pad_rows(sequences: Sequences, rows: np.ndarray, max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_rows(
+    sequences: Sequences, rows: np.ndarray, max_length: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-aligned padded tokens ``[B, L]`` (PAD = 0) and lengths ``[B]`` for ``rows``.
 
     With ``max_length`` only the last ``max_length`` tokens of each sequence are kept (the
@@ -41,8 +43,7 @@ def windows(sequences: Sequences, max_length: int) -> Sequences:
     sequence is predicted exactly once; the first steps of a later window see a shorter
     history than they had in the full sequence (the price of bounded training cost).
     """
-    if max_length < 1:
-        raise ConfigError(f"max_length must be >= 1, got {max_length}")
+    check_int("max_length", max_length)
     lengths = sequences.lengths
     step = max_length
     # Number of windows per sequence: transitions (len - 1) split into chunks of `step`.
@@ -66,8 +67,7 @@ def length_batches(
     With ``rng`` rows are shuffled within equal lengths and the batch order is shuffled,
     so every epoch sees different batches; without it the order is deterministic.
     """
-    if tokens_per_batch < 1:
-        raise ConfigError(f"tokens_per_batch must be >= 1, got {tokens_per_batch}")
+    check_int("tokens_per_batch", tokens_per_batch)
     jitter = rng.random(len(lengths)) if rng is not None else np.arange(len(lengths))
     order = np.lexsort((jitter, lengths))
     sorted_lengths = np.maximum(lengths[order], 1)

@@ -1,29 +1,40 @@
 """Run records: every job's kind, config, metrics, status and artifact, in the store's ``runs`` table.
 
 :class:`RunRecords` is the part of :class:`embeddings.store.Store` that starts, updates, finishes
-and lists runs; ``with store.run(kind, config) as run`` records one around a block. Config and
-metrics are stored as JSON (numpy values become numbers, NaN and infinities null).
+and lists runs. Every job runs inside ``with store.run(kind, config, resume=run_id) as run``: the
+block starts a run (or reopens ``resume``, whose settings must match), records progress and
+metrics as it goes, marks the run failed on any exception (interrupts included) and succeeded
+when it ends. :meth:`RunHandle.save_model` writes the run's model directory, and every job
+returns a :class:`JobResult`. Config and metrics are stored as JSON (numpy values become
+numbers, NaN and infinities null).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
-import polars as pl
 from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Engine
+from tqdm.auto import tqdm
 
 from embeddings.errors import ConfigError, NotFoundError
-from embeddings.store_frames import jsonable
-from embeddings.store_schema import runs as runs_table
-from embeddings.store_schema import utcnow
+from embeddings.settings import models_dir
+from embeddings.store.frames import jsonable
+from embeddings.store.schema import runs as runs_table
+from embeddings.store.schema import utcnow
 
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+M = TypeVar("M")
+
+
+class SavedModel(Protocol):
+    """What :meth:`RunHandle.save_model` needs of a model: it writes itself as one directory."""
+
+    def save(self, directory: str | Path) -> Path: ...
 
 
 @dataclasses.dataclass
@@ -31,21 +42,69 @@ class RunHandle:
     """The run open inside ``with store.run(kind, config) as run``.
 
     ``run.id`` is the run id; ``run.log_metrics({...})`` merges metrics into the stored run
-    at once; ``run.artifact_path = path`` is recorded when the block ends.
+    at once; ``run.artifact_path = path`` (or :meth:`save_model`) is recorded when the block ends.
     """
 
     store: RunRecords = dataclasses.field(repr=False)
     id: str
+    kind: str
     artifact_path: str | Path | None = None
 
     def log_metrics(self, metrics: Mapping[str, Any]) -> None:
         """Merge ``metrics`` into the run's stored metrics (later values win)."""
         self.store.log_metrics(self.id, metrics)
 
+    def save_model(self, model: SavedModel, out: str | Path | None = None) -> Path:
+        """Save ``model`` to ``out`` (default ``$SEQEMB_HOME/models/<kind>-<run id>``) as the run's artifact."""
+        path = model.save(out if out is not None else models_dir() / f"{self.kind}-{self.id}")
+        self.artifact_path = str(path)
+        return path
+
+    def progress(self, total: int, *, done: int = 0, unit: str, enabled: bool = True) -> Progress:
+        """A progress bar over ``total`` units (``done`` of them finished before) that also records
+        ``progress = {"done", "total", "unit"}`` in the run's metrics at every update."""
+        return Progress(self, total, done, unit, enabled)
+
+
+class Progress:
+    """Progress of a run: a bar on the terminal (the run id in it is what a resume needs) and the
+    run's ``progress`` metric, so the run records show how far a job is."""
+
+    def __init__(self, run: RunHandle, total: int, done: int, unit: str, enabled: bool) -> None:
+        self._run, self._total, self._done, self._unit = run, int(total), int(done), unit
+        self._bar = tqdm(total=total, initial=done, unit=unit, desc=f"{run.kind} run {run.id}", disable=not enabled)
+        self._record()
+
+    def update(self, n: int) -> None:
+        """``n`` more units are finished."""
+        self._done += int(n)
+        self._bar.update(n)
+        self._record()
+
+    def _record(self) -> None:
+        self._run.log_metrics({"progress": {"done": self._done, "total": self._total, "unit": self._unit}})
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._bar.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class JobResult(Generic[M]):
+    """What every job returns: its run id, its stored metrics, and for a training job the model
+    and the directory it was saved to (``None`` for batch jobs)."""
+
+    run_id: str
+    metrics: dict[str, Any]
+    model: M | None = None
+    path: Path | None = None
+
 
 class RunRecords:
     """Run records of a store (mixed into :class:`embeddings.store.Store`, which provides
-    ``engine``, ``url``, ``read`` and ``update``)."""
+    ``engine`` and ``url``)."""
 
     engine: Engine
     url: str
@@ -118,7 +177,9 @@ class RunRecords:
                 raise ConfigError(
                     f"run {run_id} was started with {key}={stored.get(key)!r}; resume it with the same {key}"
                 )
-        self.update("runs", {"status": "running", "finished_at": None, "error": None}, where={"run_id": run_id})
+        reopened = {"status": "running", "finished_at": None, "error": None}
+        with self.engine.begin() as conn:
+            conn.execute(update(runs_table).where(runs_table.c.run_id == run_id).values(reopened))
 
     @contextmanager
     def run(
@@ -126,14 +187,24 @@ class RunRecords:
         kind: str,
         config: Any = None,
         *,
+        resume: str | None = None,
+        resume_keys: Iterable[str] = (),
         parent_run_id: str | None = None,
         notes: str | None = None,
     ) -> Iterator[RunHandle]:
         """Record a run around a block: succeeded when it ends, failed (and re-raised) when it raises.
 
-        Interrupts (``KeyboardInterrupt``) count as failures too.
+        ``resume`` reopens that run instead of starting one: it must be a ``kind`` run whose stored
+        values of ``resume_keys`` match ``config``'s (see :meth:`reopen_run`). Interrupts
+        (``KeyboardInterrupt``) count as failures too.
         """
-        handle = RunHandle(self, self.start_run(kind, config, parent_run_id=parent_run_id, notes=notes))
+        if resume is None:
+            run_id = self.start_run(kind, config, parent_run_id=parent_run_id, notes=notes)
+        else:
+            wanted = jsonable(config) or {}
+            self.reopen_run(resume, kind, {key: wanted.get(key) for key in resume_keys})
+            run_id = resume
+        handle = RunHandle(self, run_id, kind)
         try:
             yield handle
         except BaseException as exc:
@@ -149,10 +220,33 @@ class RunRecords:
             raise NotFoundError(f"run {run_id!r} is not in the store at {self.url}")
         return dict(row._mapping)
 
-    def runs(self, kind: str | None = None, *, status: str | None = None, limit: int | None = 100) -> pl.DataFrame:
-        """Runs, newest first, optionally of one ``kind`` and ``status`` (config/metrics as JSON text)."""
-        where = {name: value for name, value in (("kind", kind), ("status", status)) if value is not None}
-        return self.read("runs", where=where, order_by="-started_at", limit=limit)
+    def runs(
+        self, kind: str | Sequence[str] | None = None, *, status: str | None = None, limit: int | None = 100
+    ) -> list[dict[str, Any]]:
+        """Runs as :meth:`get_run` returns them (``config`` and ``metrics`` decoded), newest first,
+        optionally of one ``kind`` (or any of several) and ``status``."""
+        stmt = select(runs_table).order_by(runs_table.c.started_at.desc(), runs_table.c.run_id).limit(limit)
+        if kind is not None:
+            kinds = [kind] if isinstance(kind, str) else list(kind)
+            stmt = stmt.where(runs_table.c.kind.in_(kinds))
+        if status is not None:
+            stmt = stmt.where(runs_table.c.status == status)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(stmt)]
+
+    def model_runs(self, kind: str | Sequence[str]) -> list[dict[str, Any]]:
+        """Succeeded runs of ``kind`` (or any of several) whose model directory is on disk, newest first."""
+        found = self.runs(kind, status="succeeded", limit=None)
+        return [run for run in found if run["artifact_path"] and Path(run["artifact_path"]).is_dir()]
+
+    def newest_model_run(self, kind: str, train_command: str) -> dict[str, Any]:
+        """The newest of :meth:`model_runs` of ``kind``; :class:`NotFoundError` naming
+        ``train_command`` (the command that trains one) when there is none."""
+        found = self.model_runs(kind)
+        if not found:
+            noun = kind.replace("_", " ")
+            raise NotFoundError(f"no trained {noun} in {self.url}; train one with `{train_command}`")
+        return found[0]
 
     def _update_run(
         self,

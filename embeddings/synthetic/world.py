@@ -3,13 +3,13 @@
 ``make_world(WorldConfig(seed=...))`` builds, in a second or two and with no Python loop
 per event, two linked datasets as polars frames:
 
-Shop (see :mod:`embeddings.synthetic_shop`)
+Shop (see :mod:`embeddings.synthetic.shop`)
     ``items`` (item_id, cluster, category, price), ``users`` (user_id, taste_clusters) and
     ``events`` (event_id, user_id, session_id, item_id, ts). Planted: item clusters (sessions stay
     within one of the user's 1-3 taste clusters up to ``noise``), Zipf popularity within a
     cluster, sessions recoverable by splitting at 30-minute gaps.
 
-Cards (see :mod:`embeddings.synthetic_cards`)
+Cards (see :mod:`embeddings.synthetic.cards`)
     ``merchants`` (merchant_id, category, region, amount_scale, channel), ``cards``
     (card_id, region, habitual_merchants, spend_scale, weekly_rate) and ``transactions``
     (txn_id, card_id, merchant_id, amount, ts, category, channel, is_fraud, fraud_kind),
@@ -27,89 +27,19 @@ independent streams, so resizing one leaves the other unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from datetime import date
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
-from embeddings.errors import ConfigError
-from embeddings.synthetic_cards import CATEGORIES, make_cards
-from embeddings.synthetic_shop import make_shop
+from embeddings.synthetic.cards import make_cards
+from embeddings.synthetic.config import WorldConfig
+from embeddings.synthetic.shop import make_shop
 
 if TYPE_CHECKING:
     from embeddings.store import Store
-
-
-@dataclass(frozen=True)
-class WorldConfig:
-    """Seed and sizes of the synthetic world.
-
-    Defaults (about 120k events and 100k transactions) generate in a fraction of a second
-    and are small enough to train item2vec and the fraud models on within seconds.
-    """
-
-    seed: int = 0
-    start: date = date(2024, 1, 1)
-    days: int = 91  # length of the period both datasets cover, from ``start``
-    # shop
-    n_items: int = 1_000
-    n_clusters: int = 20
-    n_users: int = 2_000
-    n_sessions: int = 20_000
-    mean_session_length: float = 6.0  # events; lengths are 2 + Poisson
-    noise: float = 0.1  # share of events drawn from any cluster instead of the session's
-    zipf: float = 1.0  # popularity exponent within a cluster: weight 1 / rank**zipf
-    # cards
-    n_regions: int = 8  # home regions of cards and merchants
-    n_merchants: int = 300
-    n_cards: int = 2_000
-    n_transactions: int = 100_000
-    fraud_rate: float = 0.03  # share of transactions that are planted fraud
-    fraud_mix: tuple[float, float, float] = (0.4, 0.35, 0.25)  # takeover, card testing, merchant ring
-    n_ring_merchants: int = 4
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.days >= 14, "days must be at least 14"),
-            (self.n_clusters >= 1, "n_clusters must be at least 1"),
-            (self.n_items >= self.n_clusters, "n_items must be at least n_clusters"),
-            (self.n_users >= 1, "n_users must be at least 1"),
-            (self.n_sessions >= self.n_users, "n_sessions must be at least n_users (every user has a session)"),
-            (self.mean_session_length >= 2, "mean_session_length must be at least 2"),
-            (0 <= self.noise <= 1, "noise must be between 0 and 1"),
-            (self.zipf >= 0, "zipf must be non-negative"),
-            (self.n_regions >= 2, "n_regions must be at least 2"),
-            (self.n_ring_merchants >= 1, "n_ring_merchants must be at least 1"),
-            (
-                self.n_merchants >= 2 * len(CATEGORIES) + self.n_ring_merchants,
-                f"n_merchants must be at least {2 * len(CATEGORIES)} + n_ring_merchants",
-            ),
-            (self.n_cards >= 10, "n_cards must be at least 10"),
-            (self.n_transactions >= 10 * self.n_cards, "n_transactions must be at least 10 * n_cards"),
-            (0 <= self.fraud_rate <= 0.2, "fraud_rate must be between 0 and 0.2"),
-            (
-                len(self.fraud_mix) == 3 and min(self.fraud_mix) >= 0 and sum(self.fraud_mix) > 0,
-                "fraud_mix must be three non-negative weights with a positive sum",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"WorldConfig: {message}")
-        # Each defrauded card carries 5 or more fraud rows on average, plus rounding per kind.
-        if self.fraud_rate * self.n_transactions / 5 + 3 > 0.5 * self.n_cards:
-            raise ConfigError(
-                "WorldConfig: fraud_rate * n_transactions needs more cards (at most half of them defraud)"
-            )
-
-
-    def scaled(self, factor: float) -> WorldConfig:
-        """The same world with every population (items, users, sessions, merchants, cards,
-        transactions) multiplied by ``factor``; clusters, regions and rates stay as they are."""
-        names = ("n_items", "n_users", "n_sessions", "n_merchants", "n_cards", "n_transactions")
-        return replace(self, **{name: max(1, round(getattr(self, name) * factor)) for name in names})
 
 
 @dataclass(frozen=True)

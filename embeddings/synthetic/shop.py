@@ -18,12 +18,11 @@ Planted structure (what tests and demos can rely on):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import polars as pl
 
-from embeddings.synthetic_random import (
+from embeddings.synthetic.config import WorldConfig
+from embeddings.synthetic.sampling import (
     US_PER_HOUR,
     US_PER_MINUTE,
     datetimes,
@@ -34,9 +33,6 @@ from embeddings.synthetic_random import (
     ids,
     run_offsets,
 )
-
-if TYPE_CHECKING:
-    from embeddings.synthetic import WorldConfig
 
 CLUSTER_NAMES = (
     "books", "music", "games", "toys", "garden", "kitchen", "sports", "outdoor", "beauty", "health",

@@ -1,0 +1,29 @@
+"""Keys typed by a person (a command line, a URL, a text box) as the key type of a table.
+
+Vector tables, vocabularies and recommenders key their rows by ``str`` or by ``int``. A person
+types text; ``"42"`` must find the integer key 42, and anything that is not the plain decimal
+text of an integer (``"²"``, ``"--5"``, ``"4 2"``) stays text, so a lookup of it simply finds
+nothing instead of failing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# Plain ASCII decimal integers that fit in int64 (str.isdigit would accept "²", which int() refuses).
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
+def as_key(value: Any, integer_keys: bool) -> Any:
+    """``value`` as a key of a table whose keys are integers (``integer_keys``) or text.
+
+    Text of a plain decimal integer becomes that integer for an integer table; any other value
+    becomes its text for a text table; everything else is returned as it is.
+    """
+    if integer_keys and isinstance(value, str):
+        text = value.strip()
+        return int(text) if _INTEGER.fullmatch(text) else value
+    if not integer_keys and not isinstance(value, str):
+        return str(value)
+    return value

@@ -1,0 +1,276 @@
+"""The fraud jobs: ``seqemb train-fraud``, ``seqemb score`` and ``seqemb train-semi`` (and the demo).
+
+Each records its run in the store (``with store.run(...)``: failed on any exception, succeeded
+at the end) and returns a :class:`~embeddings.store.runs.JobResult`.
+
+:func:`run_train_fraud` trains a :class:`~fraud.model.FraudModel` (the store's analyst labels keep
+confirmed frauds out of training) and saves it as the run's model directory.
+
+:func:`score_batch` scores transactions into ``fraud_scores`` and ``alerts``, *by entity*:
+entities are independent, so a chunk is a set of cards with all their transactions, and each
+card's features use its whole history (a transaction's score depends on it and its card's
+earlier transactions only). With ``since``, only the transactions at or after it are scored and
+written (the nightly job: yesterday's transactions, read with the cards' history); earlier ones
+are history only, and cards without a new transaction are not scored at all.
+
+Scoring writes are idempotent and resumable. Each chunk is written in ONE database transaction
+(:meth:`~embeddings.store.Store.write_all`): its alerts (calibrated score >= ``alert_threshold``;
+``alert_id = "<run id>:<txn id>"``, status ``open``) and its ``fraud_scores`` rows, both with
+``on_conflict="ignore"``. A chunk's scores and alerts land together or not at all, so after a
+crash (even SIGKILL) an entity is either fully scored, with its alerts, or has no row at all; a
+rerun with the same run id skips the fully scored entities and scores the rest. Every
+transaction ends up with exactly one score row and at most one alert.
+
+Speed: the source is read and checked once; a chunk's rows are gathered with one vectorised
+index, scored by :meth:`FraudModel.score_frame` (features + autoencoder) and written through the
+store's bulk path by one writer thread while the next chunk is scored (at most one write in
+flight, so a second core is used and at most two chunks are held in memory). A failed write
+fails the run; an error while scoring lets the write in flight finish (it commits whole or not
+at all) before the run is marked failed.
+
+:func:`run_train_semi` retrains the semi-supervised model from the analysts' labels: it joins
+the store's labels to the steps of a transaction source scored by a trained fraud model (each
+entity with its history, so the autoencoder's inputs are the ones batch scoring sees) and fits
+:func:`fraud.semi.train_semi` on the labelled steps. With
+``SemiConfig(use_counterparty_labels=True)`` every step also reads its counterparty's label
+history (:mod:`fraud.counterparty_labels`), each label known from the time it was recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+from sqlalchemy import func, select
+
+from embeddings.checks import check_int, check_number
+from embeddings.errors import DataError
+from embeddings.model import EmbeddingModel
+from embeddings.sources import Source, describe_source
+from embeddings.store import Store
+from embeddings.store.runs import JobResult
+from fraud.config import (
+    DEFAULT_ALERT_THRESHOLD,
+    DEFAULT_CHUNK_ENTITIES,
+    FRAUD_MODEL_KIND,
+    SCORE_KIND,
+    SEMI_MODEL_KIND,
+    FraudJob,
+    SemiJob,
+)
+from fraud.counterparty_labels import counterparty_label_history
+from fraud.features import Features, step_features
+from fraud.labels import read_labels
+from fraud.model import FraudModel, train_fraud_model
+from fraud.semi import SemiModel, step_labels, train_semi
+
+ALERT_KIND = "autoencoder"
+# Settings a resumed scoring run must share with the run it continues.
+_SCORE_RESUME_KEYS = ("model_path", "alert_threshold", "source", "since")
+
+
+def run_train_fraud(
+    source: Source,
+    job: FraudJob,
+    *,
+    store: Store,
+    table: str | None = None,
+    query: str | None = None,
+    out: str | os.PathLike | None = None,
+) -> JobResult[FraudModel]:
+    """Train on ``source``, save to ``out`` (default ``$SEQEMB_HOME/models/fraud_model-<run id>``)
+    and record a run of kind ``fraud_model``."""
+    vectors = None
+    if job.counterparty_vectors is not None:
+        vectors = EmbeddingModel.load(job.counterparty_vectors).embeddings
+    with store.run(FRAUD_MODEL_KIND, asdict(job)) as run:
+        labels = read_labels(store) if job.analyst_labels else None
+        model = train_fraud_model(
+            source, job.schema, job.config, vectors, table=table, query=query, analyst_labels=labels
+        )
+        path = run.save_model(model, out)
+        run.log_metrics(model.metrics)
+    return JobResult(run.id, store.get_run(run.id)["metrics"], model, path)
+
+
+def score_batch(
+    store: Store,
+    model: FraudModel,
+    source: Source,
+    *,
+    table: str | None = None,
+    query: str | None = None,
+    chunk_entities: int = DEFAULT_CHUNK_ENTITIES,
+    alert_threshold: float = DEFAULT_ALERT_THRESHOLD,
+    run_id: str | None = None,
+    model_path: str | os.PathLike | None = None,
+    since: datetime | None = None,
+    progress: bool = True,
+) -> JobResult[None]:
+    """Score every transaction of ``source`` (those at or after ``since`` when given, each with its
+    entity's whole history) into ``store``.
+
+    ``alert_threshold`` is a calibrated score in ``(0, 1]``; transactions at or above it get an
+    alert. ``run_id`` resumes that run (same model path, threshold, source and ``since`` when
+    recorded; a resumed run keeps its ``since``): entities already fully scored in it are skipped.
+    The run's metrics count transactions, entities and alerts; a failure marks it failed and
+    keeps the finished chunks for a resume.
+    """
+    check_number("alert_threshold", alert_threshold, above=0, at_most=1, note=" (a calibrated score)")
+    check_int("chunk_entities", chunk_entities)
+    if run_id is not None and since is None:  # a resumed nightly run keeps its cut-off
+        stored_since = (store.get_run(run_id)["config"] or {}).get("since")
+        since = None if stored_since is None else datetime.fromisoformat(stored_since)
+    config = {
+        "model_path": None if model_path is None else str(model_path),
+        "alert_threshold": float(alert_threshold),
+        "source": describe_source(source, table=table, query=query),
+        "since": None if since is None else since.isoformat(),
+    }
+    # Read and check everything before the run is recorded: bad input leaves nothing behind.
+    transactions = model.read(source, table=table, query=query)  # sorted by (entity, ts)
+    with store.run(SCORE_KIND, config, resume=run_id, resume_keys=_SCORE_RESUME_KEYS) as run:
+        entity = transactions["entity"]
+        starts = np.flatnonzero(entity.ne_missing(entity.shift(1)).to_numpy())
+        offsets = np.append(starts, transactions.height).astype(np.int64)
+        new = np.ones(transactions.height, dtype=bool) if since is None else (transactions["ts"] >= since).to_numpy()
+        wanted = np.add.reduceat(new.astype(np.int64), offsets[:-1]) if transactions.height else np.zeros(0, np.int64)
+        done = _fully_scored(store, run.id, transactions, offsets, wanted)
+        todo = np.flatnonzero(~done & (wanted > 0))
+        bar = run.progress(int(wanted.sum()), done=int(wanted[done].sum()), unit="txn", enabled=progress)
+        # One writer thread: chunk k is written (one transaction) while chunk k + 1 is scored.
+        with bar, ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-writer") as writer:
+            pending: Future[int] | None = None
+            for start in range(0, todo.size, chunk_entities):
+                chunk = transactions[_entity_rows(offsets, todo[start : start + chunk_entities])]
+                scored = model.score_frame(chunk)
+                if since is not None:
+                    scored = scored.filter(pl.col("ts") >= since)
+                if pending is not None:
+                    bar.update(pending.result())  # a failed write raises here
+                pending = writer.submit(_write_chunk, store, run.id, scored, float(alert_threshold))
+            if pending is not None:
+                bar.update(pending.result())
+        run.log_metrics(
+            {
+                "transactions": int(wanted.sum()),
+                "history_transactions": transactions.height,
+                "entities": int((wanted > 0).sum()),
+                "entities_this_pass": int(todo.size),
+                "scores": store.count("fraud_scores", {"run_id": run.id}),
+                "alerts": store.count("alerts", {"run_id": run.id}),
+            }
+        )
+    return JobResult(run.id, store.get_run(run.id)["metrics"])
+
+
+def run_train_semi(
+    source: Source,
+    job: SemiJob,
+    *,
+    store: Store,
+    table: str | None = None,
+    query: str | None = None,
+    out: str | os.PathLike | None = None,
+) -> JobResult[SemiModel]:
+    """Fit the semi-supervised model on the store's labels over ``source``; save it to ``out``
+    (default ``$SEQEMB_HOME/models/semi_model-<run id>``) and record a run of kind ``semi_model``
+    whose metrics say how many labels matched a transaction of the source.
+
+    Raises :class:`DataError` (one line, nothing recorded) when the store holds no labels or none
+    of them names a transaction of ``source``.
+    """
+    labels = read_labels(store)
+    if labels.height == 0:
+        raise DataError(
+            f"the store at {store.url} holds no analyst labels: label alerts in the dashboard (seqemb ui) first"
+        )
+    fraud = FraudModel.load(job.fraud_model)
+    frame = fraud.read(source, table=table, query=query)
+    features = step_features(frame, fraud.counterparty)
+    per_step = step_labels(features, frame.sort("row")["txn_id"], labels)
+    matched = int((per_step >= 0).sum())
+    if matched == 0:
+        raise DataError(
+            f"{describe_source(source, table=table, query=query)}: none of the store's {labels.height:,} "
+            "labelled transactions is in it (labels name transactions by the fraud model's transaction id)"
+        )
+    history = store_label_history(frame, features, labels) if job.config.use_counterparty_labels else None
+    with store.run(SEMI_MODEL_KIND, asdict(job)) as run:
+        model = train_semi(fraud.autoencoder, features, per_step, job.config, history)
+        path = run.save_model(model, out)
+        run.log_metrics(
+            {
+                "labels": labels.height,
+                "labelled_transactions": matched,
+                "labels_not_in_source": labels.height - matched,
+                "frauds": model.n_fraud,
+                "genuine": model.n_labelled - model.n_fraud,
+            }
+        )
+    return JobResult(run.id, store.get_run(run.id)["metrics"], model, path)
+
+
+def store_label_history(frame: pl.DataFrame, features: Features, labels: pl.DataFrame) -> np.ndarray:
+    """The counterparty label history (:func:`fraud.counterparty_labels.counterparty_label_history`)
+    of every step of ``features``, float64 ``[n_steps, 4]``: ``frame`` is the source as
+    :meth:`FraudModel.read` returns it, ``labels`` the store's (:func:`fraud.labels.read_labels`),
+    each known from its ``created_at``."""
+    steps = frame.select("row", "counterparty", "ts").sort("row")[features.frame["row"].to_numpy()]
+    labelled = labels.join(frame.select("txn_id", "counterparty", "ts"), on="txn_id").select(
+        "counterparty", "ts", "is_fraud", known_at="created_at"
+    )
+    return counterparty_label_history(steps, labelled)
+
+
+def _entity_rows(offsets: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Rows of the entities ``chosen`` (CSR ``offsets``), entity by entity, in order: int64 ``[sum of sizes]``."""
+    sizes = offsets[chosen + 1] - offsets[chosen]
+    ends = np.cumsum(sizes)
+    # Row k of the result is offsets[e] + (k - start of e's block in the result).
+    return np.arange(ends[-1] if ends.size else 0, dtype=np.int64) + np.repeat(offsets[chosen] - (ends - sizes), sizes)
+
+
+def _write_chunk(store: Store, run_id: str, scored: pl.DataFrame, threshold: float) -> int:
+    """The chunk's alerts and scores in one transaction (see the module doc); return its transaction count."""
+    scores = scored.select(
+        pl.lit(run_id).alias("run_id"),
+        pl.col("txn_id").cast(pl.String),
+        pl.col("entity").cast(pl.String).alias("card_id"),
+        pl.col("score").cast(pl.Float64),
+    )
+    alerts = scores.filter(pl.col("score") >= threshold).select(
+        (pl.lit(f"{run_id}:") + pl.col("txn_id")).alias("alert_id"),
+        "run_id",
+        "txn_id",
+        "card_id",
+        "score",
+        pl.lit(ALERT_KIND).alias("kind"),
+        pl.lit("open").alias("status"),
+    )
+    store.write_all([("alerts", alerts), ("fraud_scores", scores)], on_conflict="ignore")
+    return scored.height
+
+
+def _fully_scored(
+    store: Store, run_id: str, transactions: pl.DataFrame, offsets: np.ndarray, wanted: np.ndarray
+) -> np.ndarray:
+    """Boolean per entity: its ``wanted`` transactions to score all have a score row in ``run_id``."""
+    n_entities = offsets.size - 1
+    table = store.table("fraud_scores")
+    stmt = select(table.c.card_id, func.count().label("n")).where(table.c.run_id == run_id).group_by(table.c.card_id)
+    stored = store.read_sql(stmt)
+    if stored.height == 0:
+        return np.zeros(n_entities, dtype=bool)
+    entities = transactions["entity"].gather(offsets[:-1]).cast(pl.String)
+    joined = pl.DataFrame({"card_id": entities, "size": wanted}).join(
+        stored.select(pl.col("card_id").cast(pl.String), pl.col("n").cast(pl.Int64)),
+        on="card_id",
+        how="left",
+        maintain_order="left",
+    )
+    return (joined["n"].fill_null(0) >= joined["size"]).to_numpy()

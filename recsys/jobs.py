@@ -1,0 +1,162 @@
+"""The recommender jobs: ``seqemb train-recommender`` and ``seqemb recommend --batch`` (and the demo).
+
+Each records its run in the store (``with store.run(...)``: failed on any exception, succeeded
+at the end) and returns a :class:`~embeddings.store.runs.JobResult`.
+
+:func:`run_recommender` reads interactions (and item attributes), trains every stage and saves
+the :class:`~recsys.recommender.Recommender` as the run's model directory.
+
+:func:`recommend_batch` writes the top-k items of many users into the store's
+``recommendations`` table. It records a run of kind ``recommend`` (config: model path, k,
+seen-item exclusion), then scores users ``chunk_size`` at a time and writes each chunk's rows
+``(run_id, user_id, rank 1..k, item_id, score)`` in one transaction with
+``on_conflict="update"``. Every user's rows land together or not at all, so a job killed at any
+point is resumed by running it again with the same run id: the users that already have rows in
+that run are read back from the store and skipped, and each ``(user, rank)`` row ends up stored
+exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import asdict
+from time import perf_counter
+from typing import Any, Protocol
+
+import polars as pl
+from sqlalchemy import select
+
+from embeddings.checks import check_int
+from embeddings.errors import DataError
+from embeddings.model import EmbeddingModel
+from embeddings.sources import Source, describe_source, read_table
+from embeddings.store import Store
+from embeddings.store.runs import JobResult
+from recsys.config import DEFAULT_K, RECOMMEND_KIND, RECOMMENDER_KIND, RecommenderJob, check_k
+from recsys.data import read_interactions
+from recsys.recommender import Recommender
+from recsys.train import train_recommender
+
+# Settings a resumed batch must share with the run it continues (else its rows would mix two jobs).
+_RESUME_KEYS = ("model_path", "k", "exclude_seen")
+
+
+class UserRecommender(Protocol):
+    """What the batch needs of :class:`recsys.recommender.Recommender`."""
+
+    user_ids: list
+
+    def recommend_users(self, user_ids: list, k: int = 10, exclude_seen: bool = True) -> pl.DataFrame: ...
+
+
+def run_recommender(
+    source: Source,
+    job: RecommenderJob,
+    *,
+    store: Store,
+    table: str | None = None,
+    query: str | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> JobResult[Recommender]:
+    """Train on ``source`` and save to ``out`` (default ``$SEQEMB_HOME/models/recommender-<run id>``).
+
+    The run records what was read and the training time.
+    """
+    vectors = EmbeddingModel.load(job.item_vectors).embeddings if job.item_vectors is not None else None
+    with store.run(RECOMMENDER_KIND, asdict(job)) as run:
+        interactions = read_interactions(source, job.schema, table=table, query=query)
+        attribute_id = job.attribute_id or job.schema.item
+        attributes = None
+        if job.attributes is not None:
+            attributes = read_table(job.attributes, table=job.attributes_table)
+            if job.attribute_columns is not None:
+                missing = [c for c in job.attribute_columns if c not in attributes.columns]
+                if missing:
+                    name = describe_source(job.attributes, table=job.attributes_table)
+                    raise DataError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(attributes.columns)})")
+                attributes = attributes.select(attribute_id, *job.attribute_columns)
+        started = perf_counter()
+        recommender = train_recommender(
+            interactions,
+            job.config,
+            item_vectors=vectors,
+            item_attributes=attributes,
+            attribute_id=attribute_id,
+            progress=progress,
+        )
+        seconds = perf_counter() - started
+        path = run.save_model(recommender, out)
+        run.log_metrics(
+            {
+                **recommender.metrics,
+                "users": interactions.n_users,
+                "items": recommender.n_items,
+                "interactions": interactions.sequences.n_tokens,
+                "train_seconds": round(seconds, 3),
+            }
+        )
+    return JobResult(run.id, store.get_run(run.id)["metrics"], recommender, path)
+
+
+def recommend_batch(
+    store: Store,
+    recommender: UserRecommender,
+    user_ids: Iterable[Any] | None = None,
+    *,
+    k: int = DEFAULT_K,
+    exclude_seen: bool = True,
+    chunk_size: int = 2000,
+    run_id: str | None = None,
+    model_path: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> JobResult[None]:
+    """Write the top ``k`` items of each user to ``store``.
+
+    ``user_ids`` defaults to every user the model knows; ids it does not know get the
+    popularity fallback rows of ``recommend_users``. Repeated ids are scored once. ``run_id``
+    resumes that run: ``k``, ``exclude_seen`` and (when both name one) ``model_path`` must match,
+    and users with rows in it already are skipped. The run's metrics count users and rows; a
+    failure marks it failed and leaves the finished chunks in place for the resume.
+    """
+    check_k(k)
+    check_int("chunk_size", chunk_size)
+    users = _unique_users(recommender.user_ids if user_ids is None else user_ids)
+    config = {"model_path": None if model_path is None else str(model_path), "k": k, "exclude_seen": exclude_seen}
+    with store.run(RECOMMEND_KIND, {**config, "users": users.len()}, resume=run_id, resume_keys=_RESUME_KEYS) as run:
+        run.log_metrics({"users": users.len()})
+        todo = users.filter(~users.cast(pl.String).is_in(users_written(store, run.id).implode()))
+        with run.progress(users.len(), done=users.len() - todo.len(), unit="user", enabled=progress) as bar:
+            for start in range(0, todo.len(), chunk_size):
+                chunk = todo.slice(start, chunk_size)
+                rows = _rows(run.id, recommender.recommend_users(chunk.to_list(), k=k, exclude_seen=exclude_seen))
+                store.write("recommendations", rows, on_conflict="update", chunk_size=max(rows.height, 1))
+                bar.update(chunk.len())
+        run.log_metrics({"users_this_pass": todo.len(), "rows": store.count("recommendations", {"run_id": run.id})})
+    return JobResult(run.id, store.get_run(run.id)["metrics"])
+
+
+def users_written(store: Store, run_id: str) -> pl.Series:
+    """The distinct user ids (text) that have recommendation rows in ``run_id``."""
+    table = store.table("recommendations")
+    stmt = select(table.c.user_id).where(table.c.run_id == run_id).distinct()
+    return store.read_sql(stmt)["user_id"]
+
+
+def _unique_users(user_ids: Iterable[Any]) -> pl.Series:
+    users = pl.Series("user_id", list(user_ids), strict=False)  # mixed int and text ids become text
+    if users.null_count():
+        raise DataError(f"user id {users.is_null().arg_true()[0]} of the list is missing (null)")
+    return users.unique(maintain_order=True)
+
+
+def _rows(run_id: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """``recommend_users`` output as ``recommendations`` rows of ``run_id`` (ids as text)."""
+    return frame.select(
+        pl.lit(run_id).alias("run_id"),
+        pl.col("user_id").cast(pl.String),
+        pl.col("rank").cast(pl.Int64),
+        pl.col("item_id").cast(pl.String),
+        pl.col("score").cast(pl.Float64),
+    )

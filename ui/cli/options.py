@@ -1,0 +1,55 @@
+"""The options several ``seqemb`` commands share, declared once, and the model lookup they share.
+
+Only light modules are imported here (typer, the config dataclasses): ``seqemb --help`` must not
+load torch, gradio, scikit-learn or faiss.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from embeddings.store import Store
+
+DbOption = Annotated[
+    Optional[str],
+    typer.Option("--db", help="SQLAlchemy URL of the store (default: $SEQEMB_DB_URL or $SEQEMB_HOME/seqemb.sqlite)"),
+]
+SourceArgument = Annotated[str, typer.Argument(help="CSV / Parquet file, or a SQLAlchemy URL with --table or --query.")]
+TableOption = Annotated[Optional[str], typer.Option(help="Table to read when SOURCE is a URL.")]
+QueryOption = Annotated[Optional[str], typer.Option(help="SQL query to read when SOURCE is a URL.")]
+SeedOption = Annotated[int, typer.Option(min=0, help="Random seed.")]
+DeviceOption = Annotated[str, typer.Option(help="auto (CUDA when visible), cpu or cuda.")]
+WorkersOption = Annotated[int, typer.Option(min=0, help="Threads (0 = every core).")]
+
+
+def out_option(kind: str) -> object:
+    """The ``--out`` option of a command that trains a ``kind`` model."""
+    return typer.Option(help=f"Model directory (default: $SEQEMB_HOME/models/{kind}-<run id>).")
+
+
+class Mode(str, Enum):
+    skipgram = "skipgram"
+    cbow = "cbow"
+
+
+class IndexKind(str, Enum):
+    exact = "exact"
+    ivf = "ivf"
+    hnsw = "hnsw"
+
+
+def model_path(store: Store, model: str | Path | None, kind: str, train_command: str) -> Path:
+    """``model`` when given, else the directory of the newest ``kind`` model in ``store``."""
+    if model is not None:
+        return Path(model)
+    return Path(store.newest_model_run(kind, train_command)["artifact_path"])
+
+
+def artifact(store: Store, run_id: str) -> str:
+    """The model directory a run recorded."""
+    return store.get_run(run_id)["artifact_path"]
