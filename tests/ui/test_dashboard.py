@@ -159,6 +159,26 @@ def test_confirmed_frauds_follow_the_analysts_latest_word(store) -> None:
     assert frauds["txn_id"].to_list() == ["t9", "t6", "t2"]  # newest first
 
 
+def test_confirmed_frauds_read_labels_as_fraud_labels_does(store) -> None:
+    """Labels written by another tool (other spelling) and two labels at the same instant: the
+    dashboard agrees with :func:`fraud.labels.read_labels`, one row per transaction."""
+    store, _ = store
+    at = T0 + timedelta(days=30)
+    rows = [("l1", "t3", "c2", "Confirmed Fraud", at), ("l2", "t4", "c2", "fraud", at), ("l3", "t4", "c2", "fraud", at)]
+    store.write(
+        "labels",
+        pl.DataFrame(
+            [{"label_id": i, "txn_id": x, "card_id": c, "label": lab, "analyst": "bot", "created_at": ts}
+             for i, x, c, lab, ts in rows]
+        ),
+    )  # fmt: skip
+    frauds = queries.confirmed_frauds(store)
+    assert sorted(frauds["txn_id"]) == ["t2", "t3", "t4", "t6", "t7"]
+    assert frauds.filter(pl.col("source") == "analyst")["txn_id"].sort().to_list() == ["t3", "t4"]
+    labelled = read_labels(store).filter(pl.col("is_fraud") == 1)["txn_id"].sort().to_list()
+    assert labelled == ["t3", "t4"]
+
+
 def test_user_search_treats_wildcards_as_text(store) -> None:
     store, _ = store
     assert queries.search_users(store, "u_")["user_id"].to_list() == ["u_1"]
