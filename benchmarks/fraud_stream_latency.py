@@ -10,13 +10,12 @@ scoring one transaction without carried state (``FraudModel.score`` of its entit
 up to the cut-off plus the transaction), and ``FraudModel.read`` of one row alone (the
 validation a non-plain mapping or a frame goes through). The target: p99 of ``score`` a few ms.
 
-    python benchmarks/fraud_stream_latency.py --out results/fraud_stream_latency.json
+    python -m benchmarks.fraud_stream_latency --out results/fraud_stream_latency.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from benchmarks._common import Run
 from embeddings.synthetic import WorldConfig, make_world
 from embeddings.vectors import Embeddings
 from fraud.config import AutoencoderConfig, FraudModelConfig, TransactionSchema
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.5, help="synthetic world scale (1.0 = 100k transactions)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a service worker uses one)")
     args = parser.parse_args()
+    run = Run()
     torch.set_num_threads(args.threads)
 
     world = make_world(WorldConfig(seed=0).scaled(args.scale))
@@ -145,8 +146,7 @@ def main() -> None:
         "score_frame_s": batch_s,
         "single_without_state": percentiles(naive_times),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2))
+    run.write(args.out, out)
     print(
         f"{out['transactions']:,} transactions, {entities:,} entities warmed in {warm_s:.2f} s, "
         f"{out['features']} features, window {out['window']}, {args.threads} thread(s); "

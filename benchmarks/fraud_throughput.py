@@ -26,18 +26,16 @@ default one torch thread scores while the writer thread writes, one core each. `
 gives torch both cores as well; on a machine whose cores are busy with other work that is much
 slower (torch's threads wait for each other at every small GRU step).
 
-    python benchmarks/fraud_throughput.py --out results/fraud_throughput.json [--limit N] [--threads 2]
+    python -m benchmarks.fraud_throughput --out results/fraud_throughput.json [--limit N] [--threads 2]
 
-:func:`measure_throughput` returns the results as a dict (for benchmarks/fraud_handbook.py).
+:func:`measure_throughput` returns the results as a dict (for benchmarks.fraud_handbook).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -47,15 +45,14 @@ from typing import Any
 import polars as pl
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import fraud.model as fraud_model  # noqa: E402  (its step_features / score_steps get timed)
-from embeddings.store import Store  # noqa: E402
+import fraud.model as fraud_model
+from benchmarks._common import Run
+from benchmarks.fraud_handbook.data import PATH  # (its step_features / score_steps get timed)
+from embeddings.store import Store
 from fraud.config import AutoencoderConfig, FraudModelConfig, TransactionSchema
 from fraud.jobs import score_batch
 from fraud.model import FraudModel, train_fraud_model
 
-PATH = Path(__file__).resolve().parents[2] / "shared" / "data" / "fraud-handbook" / "transactions.parquet"
 SCHEMA = TransactionSchema(
     entity="CUSTOMER_ID", counterparty="TERMINAL_ID", amount="TX_AMOUNT", timestamp="TX_DATETIME", label="TX_FRAUD"
 )
@@ -183,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--save-model", type=Path, help="save the trained model here (to reuse with --model)")
     parser.add_argument("--progress", action="store_true", help="show the scoring progress bar")
     args = parser.parse_args(argv)
+    run = Run()
     model = None
     if args.model is not None:
         model = FraudModel.load(args.model, device="cpu")
@@ -208,9 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         f"(target {TARGET_TX_PER_MIN:,}); {stages}"
     )
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.out}")
+        run.write(args.out, results)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +30,8 @@ import polars as pl
 import scipy.io
 import scipy.sparse
 
+from benchmarks._common import DATA
 from embeddings.graph import Graph, GraphReport
-
-DATA = Path(os.environ.get("SEQEMB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,12 @@ defaults): recall@10, queries/s for one batch of all queries (best of 3) and for
 queries sent one at a time. A sweep of nprobe / ef_search shows the trade-off behind the
 defaults. The bar: approximate kinds reach recall@10 >= 0.95 at >= 5x exact's batch qps.
 
-    python benchmarks/index_recall.py --out results/index_recall.json
+    python -m benchmarks.index_recall --out results/index_recall.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -29,6 +28,7 @@ import faiss
 import numpy as np
 from gensim.models import Word2Vec
 
+from benchmarks._common import Run
 from embeddings.index import KIND_PARAMS, VectorIndex
 from embeddings.vectors import unit_rows
 
@@ -166,6 +166,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=200_000, help="training sessions of 20 items")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    run = Run()
 
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
@@ -193,9 +194,7 @@ def main() -> None:
     for kind in KINDS:
         results.update(measure(kind, base_keys, base, queries, truth))
     report(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {args.out}")
+    run.write(args.out, results)
 
 
 if __name__ == "__main__":

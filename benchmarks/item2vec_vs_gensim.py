@@ -22,7 +22,7 @@ Speed is training throughput measured the same way for both: raw training tokens
 keys and the min/max over seeds give the spread. Quality keys are means over
 seeds with ``*_std`` beside them.
 
-    python benchmarks/item2vec_vs_gensim.py --out results/item2vec.json
+    python -m benchmarks.item2vec_vs_gensim --out results/item2vec.json
 
 MovieLens-100K scores only 943 held-out items, so its seed-to-seed spread is
 several times Diginetica's; it is run over more seeds (``--ml100k-seeds``).
@@ -31,8 +31,6 @@ several times Diginetica's; it is run over more seeds (``--ml100k-seeds``).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -41,11 +39,10 @@ import numpy as np
 import polars as pl
 import torch
 
+from benchmarks._common import DATA, Run
 from embeddings.sequences import Sequences
 from embeddings.sgns import train_sgns
 from embeddings.sgns_config import SGNSConfig
-
-DATA = Path(os.environ.get("SEQEMB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 @dataclass
@@ -179,7 +176,8 @@ def load_ml100k(root: Path, query_items: int) -> Corpus:
 
 
 def target_ranks(vectors: np.ndarray, corpus: Corpus, batch: int = 2048) -> np.ndarray:
-    """1-based rank of each query's target among all items by cosine (ties count against it).
+    """1-based rank of each query's target among all items by cosine: 1 + the number of items that score
+    strictly higher (an item tied with the target does not count against it).
 
     Targets never seen in training get rank ``V`` (a miss). Index 0 and each
     query's excluded items are never ranked.
@@ -351,6 +349,7 @@ def main() -> None:
                        ("ns-exponent", float), ("query-items", int)):  # fmt: skip
         parser.add_argument(f"--{name}", type=kind, help="override for every dataset")
     args = parser.parse_args()
+    run = Run()
 
     torch.set_num_threads(args.workers)
     overrides = {"workers": args.workers}
@@ -363,9 +362,7 @@ def main() -> None:
     warm_up()
     summary = run(corpora, settings, {"diginetica": args.seeds, "ml100k": args.ml100k_seeds})
     print_table(summary)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2))
-    print(f"\nwrote {args.out}")
+    run.write(args.out, summary)
 
 
 if __name__ == "__main__":

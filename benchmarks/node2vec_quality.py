@@ -29,14 +29,13 @@ Isolated nodes (12 of CiteSeer's test nodes) are on no walk and get no vector: t
 given a zero vector, so the classifier predicts them from its intercept; they stay in
 the test set.
 
-    python benchmarks/node2vec_quality.py --out results/node2vec_quality.json
+    python -m benchmarks.node2vec_quality --out results/node2vec_quality.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -46,9 +45,8 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.graph_data import DATA, NodeDataset, load_blogcatalog, load_citeseer, load_cora
+from benchmarks._common import DATA, Run
+from benchmarks.graph_data import NodeDataset, load_blogcatalog, load_citeseer, load_cora
 from embeddings.evaluate import link_prediction_auc, node_classification, sample_non_edges, split_edges
 from embeddings.graph import Graph
 from embeddings.graph.config import Node2VecConfig
@@ -195,6 +193,7 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=10, help="random 50%% splits of BlogCatalog")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    run = Run()
     config = Node2VecConfig(
         dim=128, walk_length=80, walks_per_node=10, window=10, negative=5,
         p=args.p, q=args.q, epochs=args.epochs, seed=args.seeds[0], workers=args.workers,
@@ -229,9 +228,7 @@ def main() -> None:
             bar = f"{BARS[key]:.3f}" if key in BARS else "-"
             print(f"{key:<24}{results[key]:>8.4f}{results[task][metric]['std']:>8.4f}{bar:>8}"
                   f"{chosen['p']:>6g}{chosen['q']:>6g}{chosen['C']:>6g}")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {args.out}")
+    run.write(args.out, results)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ at p = q = 1 its FirstOrderUnweighted mode (no second-order work at all) is the 
 p = q = 1; every side and setting under ``settings``); ``fastest_walk_peer*`` the peer
 whose walks are fastest.
 
-    python benchmarks/node2vec_speed.py --out results/node2vec_speed.json
+    python -m benchmarks.node2vec_speed --out results/node2vec_speed.json
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ import numpy as np
 import scipy.io
 import scipy.sparse
 
+from benchmarks._common import DATA, Run
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SEQEMB_DATA", ROOT.parent / "shared" / "data"))
 CACHE = Path(os.environ.get("SEQEMB_BENCH_CACHE", Path.home() / ".cache" / "seqemb-bench"))
 PEERS = {"pecanpy": "pecanpy==2.0.9", "fastnode2vec": "fastnode2vec==0.0.7"}
 SETTINGS = ((1.0, 1.0), (0.25, 4.0))
@@ -110,12 +111,12 @@ def peer_python(peer: str, cache: Path) -> Path:
 
 
 def run_peer(peer: str, path: Path, p: float, q: float, params: dict, cache: Path) -> dict:
-    """Run this file with ``--peer`` in the peer's environment; returns its JSON line."""
+    """Run this module with ``--peer`` in the peer's environment; returns its JSON line."""
     threads = str(params["workers"])
     env = {**os.environ, "NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    command = [str(peer_python(peer, cache)), str(Path(__file__).resolve()), "--peer", peer, "--network", str(path),
+    command = [str(peer_python(peer, cache)), "-m", "benchmarks.node2vec_speed", "--peer", peer, "--network", str(path),
                "--p", str(p), "--q", str(q), "--params", json.dumps(params)]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{peer} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -245,14 +246,14 @@ def main() -> None:
     parser.add_argument("--q", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    run = Run()
     if args.peer:
-        run = peer_pecanpy if args.peer == "pecanpy" else peer_fastnode2vec
-        print(json.dumps(run(args.network, args.p, args.q, json.loads(args.params))))
+        measure = peer_pecanpy if args.peer == "pecanpy" else peer_fastnode2vec
+        print(json.dumps(measure(args.network, args.p, args.q, json.loads(args.params))))
         return
     if args.out is None:
         parser.error("--out is required")
 
-    sys.path.insert(0, str(ROOT))
     path = args.data / "blogcatalog" / "blogcatalog.mat"
     params = {"dim": 128, "walk_length": 80, "walks_per_node": 10, "window": 10, "negative": 5,
               "epochs": args.epochs, "workers": args.workers, "seed": args.seed}  # fmt: skip
@@ -287,9 +288,7 @@ def main() -> None:
         for side in [entry["ours"], *entry["peers"].values()]:
             print(f"{name:<10}{side['name']:<34}{side['walk_steps_per_s'] / 1e6:>14.2f}{side['walk_s']:>9.2f}"
                   f"{side['train_s']:>9.2f}{side['total_s']:>9.2f}")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {args.out}")
+    run.write(args.out, results)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,12 @@ NeuMF re-ranking of the top 100) is trained on a synthetic shop with a 3,000-ite
 saved and loaded back; then each call is timed one request at a time (as a service answers
 them), after a warm-up. The target: p99 of ``recommend_session`` under 20 ms.
 
-    python benchmarks/recommender_latency.py --out results/recommender_latency.json
+    python -m benchmarks.recommender_latency --out results/recommender_latency.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from dataclasses import replace
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks._common import Run
 from embeddings.data import EventSchema
 from embeddings.synthetic import WorldConfig, make_world
 from recsys.config import FitConfig, RecommenderConfig
@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="timed calls per method")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a service worker uses one)")
     args = parser.parse_args()
+    run = Run()
     torch.set_num_threads(args.threads)
     world = make_world(WORLD)
     interactions = read_interactions(world.events, EventSchema(entity="user_id", item="item_id", timestamp="ts"))
@@ -79,8 +80,7 @@ def main() -> None:
         ),
     }
     results["recommend_session_p99_ms"] = results["recommend_session"]["p99_ms"]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
+    run.write(args.out, results)
     print(
         f"{results['catalogue_items']:,} items, {results['users']:,} users, trained in {train_s:.0f} s, {args.threads} thread(s)"
     )

@@ -9,26 +9,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.graph_data import DATA
+from benchmarks._common import data_path
 from embeddings.data import EventSchema
 from embeddings.errors import DataError
 from embeddings.sequences import Sequences
 from recsys.data import EvalCases, Interactions, LeaveOneOut, leave_one_out, read_interactions
-
-
-def _path(*parts: str) -> Path:
-    path = DATA.joinpath(*parts)
-    if not path.is_file():
-        raise DataError(f"{path}: not found; the benchmarks read ../shared/data in place (or set SEQEMB_DATA)")
-    return path
 
 
 def _ragged(lines: pl.Series, name: str) -> Sequences:
@@ -50,8 +38,8 @@ def diginetica() -> tuple[Sequences, EvalCases, int]:
     ``test_prefix_target.tsv`` (``prefix<TAB>target``), ``users = -1`` (anonymous sessions).
     ``n_items``: the largest item id in either file (43,097): every id is a token.
     """
-    train_path = _path("diginetica", "train_sessions.txt.gz")
-    test_path = _path("diginetica", "test_prefix_target.tsv")
+    train_path = data_path("diginetica", "train_sessions.txt.gz")
+    test_path = data_path("diginetica", "test_prefix_target.tsv")
     train_lines = pl.read_csv(train_path, has_header=False, separator="\t", schema={"items": pl.String})["items"]
     test = pl.read_csv(test_path, has_header=False, separator="\t", schema={"prefix": pl.String, "target": pl.Int64})
     train = _ragged(train_lines, str(train_path))
@@ -69,7 +57,7 @@ def ml100k(min_rating: int | None = None) -> tuple[Interactions, LeaveOneOut]:
     time order; ratings with the same timestamp keep their order in the file. Tokens come
     from the interactions' vocabulary (most rated first), not the MovieLens item ids.
     """
-    path = _path("ml-100k", "u.data")
+    path = data_path("ml-100k", "u.data")
     columns = {"user": pl.Int64, "item": pl.Int64, "rating": pl.Int64, "ts": pl.Int64}
     ratings = pl.read_csv(path, has_header=False, separator="\t", schema=columns)
     if min_rating is not None:

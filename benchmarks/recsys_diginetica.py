@@ -15,14 +15,12 @@ training sessions, their prefixes as cases; ``--validate`` scores there: 38% aft
 epoch, 46% after two). The number of epochs and the decay were fixed by the 30-minute budget
 on 2 cores, not tuned. The reported run trains on all training sessions.
 
-    python benchmarks/recsys_diginetica.py --out results/recsys_diginetica.json
+    python -m benchmarks.recsys_diginetica --out results/recsys_diginetica.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -30,8 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from benchmarks._common import Run
 from benchmarks.recsys_data import diginetica
 from embeddings.sgns import train_sgns
 from embeddings.sgns_config import SGNSConfig
@@ -119,6 +116,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="GRU epochs (default: the chosen setting)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 when the cores are shared)")
     args = parser.parse_args()
+    run = Run()
     torch.set_num_threads(args.threads)
     config = CONFIG if args.epochs is None else replace(CONFIG, fit=replace(CONFIG.fit, epochs=args.epochs))
     started = time.perf_counter()
@@ -139,8 +137,7 @@ def main() -> None:
         wall_s=time.perf_counter() - started,
         settings={"config": repr(config), "item2vec": repr(ITEM2VEC), "threads": torch.get_num_threads()},
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str))
+    run.write(args.out, results)
     print(f"\n{'model':<11}{'P@20':>8}{'MRR@20':>8}{'train s':>9}{'cases/s':>10}")
     for m in MODELS:
         print(f"{m:<11}{results[f'{m}_p20']:8.2f}{results[f'{m}_mrr20']:8.2f}{results[f'train_s_{m}']:9.1f}"

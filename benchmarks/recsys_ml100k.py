@@ -36,7 +36,7 @@ before). Seeds are fixed; SGNS runs on one worker so it is exactly reproducible;
 ``--threads`` threads (2). On a machine shared with other busy processes pass ``--threads 1``:
 there two torch threads wait on each other and a GRU epoch took 20-50 s instead of 4 s.
 
-    python benchmarks/recsys_ml100k.py --out results/recsys_ml100k.json
+    python -m benchmarks.recsys_ml100k --out results/recsys_ml100k.json
 """
 
 from __future__ import annotations
@@ -44,8 +44,6 @@ from __future__ import annotations
 import argparse
 import copy
 import io
-import json
-import sys
 import time
 from dataclasses import asdict, replace
 from itertools import product
@@ -56,9 +54,9 @@ import numpy as np
 import polars as pl
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.recsys_data import _path, ml100k
+from benchmarks._common import Run as BenchmarkRun
+from benchmarks._common import data_path
+from benchmarks.recsys_data import ml100k
 from benchmarks.recsys_peers import append, protocol_inputs, run_peers, score
 from embeddings.sequences import Sequences
 from embeddings.sgns import train_sgns
@@ -92,7 +90,7 @@ NEUMF = NeuMFConfig(dim=64, mlp=(128, 64), dropout=0.1, epochs=2, lr=1e-3, batch
 
 def genre_frame() -> pl.DataFrame:
     """``u.item`` (latin-1, ``|``-separated): ``item_id`` and the 19 genre flags as floats (multi-hot)."""
-    path = _path("ml-100k", "u.item")
+    path = data_path("ml-100k", "u.item")
     text = path.read_bytes().decode("latin-1")
     columns = ["item_id", "title", "release", "video_release", "url"] + [f"genre_{g}" for g in range(GENRES)]
     frame = pl.read_csv(
@@ -121,7 +119,7 @@ def valid_ndcg(split: LeaveOneOut, max_history: int):
     return validate
 
 
-class Run:
+class Trial:
     """One benchmark run: the split, the fixed negatives, and what each of our models scored."""
 
     def __init__(self, split: LeaveOneOut, vocab: Vocabulary, attributes: ItemAttributes, seed: int) -> None:
@@ -256,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    bench = BenchmarkRun()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     interactions, split = ml100k()
@@ -263,23 +262,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f"ML-100K leave-one-out: {len(split.test)} users, {interactions.n_items} items", flush=True)
     results: dict[str, Any] = run_peers(split, interactions.n_items, args.seed)
     print(f"peers done: {time.perf_counter() - started:.0f} s", flush=True)
-    run = Run(split, interactions.vocab, attributes, args.seed)
-    vectors, refit_vectors = run.item2vec()
+    trial = Trial(split, interactions.vocab, attributes, args.seed)
+    vectors, refit_vectors = trial.item2vec()
     print(f"item2vec done: {time.perf_counter() - started:.0f} s", flush=True)
-    encoder, refit_encoder, fit = run.gru(vectors, refit_vectors)
+    encoder, refit_encoder, fit = trial.gru(vectors, refit_vectors)
     print(f"gru done: {time.perf_counter() - started:.0f} s", flush=True)
-    towers, refit_towers, config = run.dssm(encoder, refit_encoder, fit)
+    towers, refit_towers, config = trial.dssm(encoder, refit_encoder, fit)
     print(f"dssm done: {time.perf_counter() - started:.0f} s", flush=True)
-    run.dssm_neumf(towers, refit_towers, config)
-    results |= run.results
+    trial.dssm_neumf(towers, refit_towers, config)
+    results |= trial.results
     results["wall_s"] = time.perf_counter() - started
     results |= bar(results)
     results["settings"] = settings(split, interactions.n_items, args)
     print_table(results)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.out}")
+        bench.write(args.out, results)
 
 
 if __name__ == "__main__":

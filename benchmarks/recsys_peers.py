@@ -16,14 +16,12 @@ NDCG@10: each model is fit on ``split.train`` and scored on ``split.valid``. For
 cases each chosen setting is fit again on the train sequences plus the validation item:
 everything before the test item, which is what a sequence model sees as the history.
 
-    python benchmarks/recsys_peers.py            # ML-100K, prints the table
+    python -m benchmarks.recsys_peers            # ML-100K, prints the table
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from itertools import product
 from pathlib import Path
@@ -35,8 +33,7 @@ from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from benchmarks._common import Run
 from embeddings.errors import ConfigError
 from embeddings.sequences import Sequences
 from recsys.data import EvalCases, LeaveOneOut
@@ -175,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-rating", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
+    run = Run()
     interactions, split = ml100k(args.min_rating)
     results = run_peers(split, interactions.n_items, args.seed)
     print(f"ML-100K leave-one-out: {len(split.test)} test users, {interactions.n_items} items")
@@ -184,8 +182,7 @@ def main(argv: list[str] | None = None) -> None:
             hr, ndcg = results[f"{model}_{protocol}_hr10"], results[f"{model}_{protocol}_ndcg10"]
             print(f"{model:6} {protocol:8} {hr:7.4f} {ndcg:8.4f}  {results[f'{model}_{protocol}_params']}")
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        run.write(args.out, results)
 
 
 if __name__ == "__main__":

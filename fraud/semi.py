@@ -13,7 +13,7 @@ The window's largest earlier ``amount_ratio`` (``window_max_amount_ratio``, 0 wh
 the entity's first) carries what one step cannot: a card that already made an unusually large
 payment in its last ``L - 1`` steps is likelier compromised now (on the Fraud Detection Handbook
 data it raised validation Average Precision from 0.714 to 0.731, mean of four validation weeks,
-higher on each, see ``benchmarks/fraud_handbook.py``).
+higher on each, see ``benchmarks/fraud_handbook``).
 
 With ``use_counterparty_labels``, ``h_t`` adds what analysts had confirmed about the step's
 counterparty before the step (:mod:`fraud.counterparty_labels`: the latest known label, the
@@ -34,7 +34,7 @@ to — never instead of — the unsupervised AE score. Three classifiers (``Semi
   the fraud share in the leaf ``u`` falls into. Trees catch what one hyperplane cannot: a
   compromised terminal's risk window crossing a threshold, a spending burst relative to the
   card's own past (on the Fraud Detection Handbook data it beats logistic regression by far in
-  Average Precision, chosen on a validation split, see ``benchmarks/fraud_handbook.py``).
+  Average Precision, chosen on a validation split, see ``benchmarks/fraud_handbook``).
 - ``"boosted"``: gradient-boosted trees (scikit-learn's ``HistGradientBoostingClassifier``: inputs
   binned into at most 255 quantile bins, trees grown best-first up to ``max_leaf_nodes`` leaves):
   ``F(u) = b + sum_k eta f_k(u)``, ``P(fraud | u) = sigmoid(F(u))``, each tree ``f_k`` a Newton step

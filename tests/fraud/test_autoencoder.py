@@ -28,15 +28,40 @@ def scores(model, features):
     return score_steps(model, features)
 
 
-def test_each_planted_kind_ranks_high(source, features, scores):
-    kind = source["fraud_kind"].gather(features.frame["row"]).fill_null("genuine").to_numpy()
-    genuine = scores[kind == "genuine"]
-    assert np.isfinite(scores).all() and scores.shape == (features.n_steps,)
+def _kind_aucs(kind: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """ROC-AUC of ``score`` for each planted kind against the genuine steps, and for all frauds pooled."""
+    aucs = {}
     for k in KINDS:
-        fraud = scores[kind == k]
-        assert fraud.size > 50
-        auc = roc_auc_score(np.r_[np.zeros(genuine.size), np.ones(fraud.size)], np.r_[genuine, fraud])
-        assert auc >= 0.9, (k, auc)
+        chosen = (kind == "genuine") | (kind == k)
+        aucs[k] = roc_auc_score(kind[chosen] == k, score[chosen])
+    aucs["pooled"] = roc_auc_score(kind != "genuine", score)
+    return aucs
+
+
+def test_each_planted_kind_ranks_high_and_trivial_scores_do_not(source, features, scores):
+    """The autoencoder's one score catches every planted kind; no one-feature score does.
+
+    Thresholds were checked on 8 worlds (seeds 0-7, the same model config): the model's worst kind
+    scored 0.955-0.974 and its pooled AUC 0.975-0.986; the best trivial score's pooled AUC
+    0.839-0.851 and every trivial score's worst kind at most 0.649. None of the assertions below
+    failed on any of them.
+    """
+    kind = source["fraud_kind"].gather(features.frame["row"]).fill_null("genuine").to_numpy()
+    assert np.isfinite(scores).all() and scores.shape == (features.n_steps,)
+    assert all((kind == k).sum() > 50 for k in KINDS)
+    model = _kind_aucs(kind, scores)
+    assert min(model[k] for k in KINDS) >= 0.9, model
+    column = {
+        name: features.matrix[:, features.names.index(name)] for name in ("log_amount", "log_gap", "amount_ratio")
+    }
+    trivial = {
+        "amount": _kind_aucs(kind, column["log_amount"]),  # large amounts are suspicious
+        "time since the last transaction": _kind_aucs(kind, -column["log_gap"]),  # short gaps are
+        "amount over the card's mean": _kind_aucs(kind, column["amount_ratio"]),
+    }
+    for name, aucs in trivial.items():
+        assert min(aucs[k] for k in KINDS) < 0.75, (name, aucs)
+        assert model["pooled"] >= aucs["pooled"] + 0.08, (name, aucs["pooled"], model["pooled"])
 
 
 def test_training_drops_windows_with_known_fraud(features):

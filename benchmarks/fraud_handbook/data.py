@@ -53,7 +53,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from benchmarks.graph_data import DATA
+from benchmarks._common import DATA
 from fraud.counterparty_labels import COUNTERPARTY_LABEL_INPUTS, counterparty_label_history
 
 PATH = DATA / "fraud-handbook" / "transactions.parquet"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from benchmarks.fraud_handbook_data import INPUT_FEATURES, PATH
+from benchmarks.fraud_handbook.data import INPUT_FEATURES, PATH
 from fraud.config import TransactionSchema
 from fraud.features import Features, read_transactions, step_features
 

@@ -2,7 +2,7 @@
 semi-supervised model against scikit-learn's IsolationForest and the handbook's RandomForest,
 same split, same run.
 
-Data, split, baseline features and Card Precision@100: :mod:`benchmarks.fraud_handbook_data`
+Data, split, baseline features and Card Precision@100: :mod:`benchmarks.fraud_handbook.data`
 (the handbook's Chapter 3 protocol: train 2018-07-25 .. 2018-07-31, delay 2018-08-01 ..
 2018-08-07, test 2018-08-08 .. 2018-08-14 minus the transactions of customers known
 compromised). Every model is scored on the same test transactions with AUC ROC, Average
@@ -17,7 +17,7 @@ Models:
   ``classifiers_dictionary``), on the same 15 features, standardised as the handbook does
   (no effect on trees), trained on the training week's labels.
 - ``rf_counterparty``: that random forest with our counterparty label history added (the 4
-  inputs of :func:`benchmarks.fraud_handbook_data.with_counterparty_labels`), to show what those
+  inputs of :func:`benchmarks.fraud_handbook.data.with_counterparty_labels`), to show what those
   label inputs give a peer without the sequence model. Not one of the handbook's models.
 - ``ae``: ours. :func:`fraud.features.read_transactions` (entity ``CUSTOMER_ID``,
   counterparty ``TERMINAL_ID``) and :func:`fraud.features.step_features` over the whole history
@@ -45,7 +45,7 @@ Models:
   0.2129. Chosen: ``handbook_28d_denoise`` (highest validation AUC and AP; the 28-day and
   denoise gains over ``handbook`` are small, within what a seed may move).
 
-- ``semi``: ours, :mod:`fraud.semi` via :mod:`benchmarks.fraud_handbook_semi`: the AE above
+- ``semi``: ours, :mod:`fraud.semi` via :mod:`benchmarks.fraud_handbook.semi`: the AE above
   (same seed, same training) gives every step its step score, window score and 4-d bottleneck
   vector; with the largest ``amount_ratio`` among the window's 7 earlier steps
   (``window_max_amount_ratio``), the terminal's label history (:mod:`fraud.counterparty_labels`:
@@ -120,20 +120,18 @@ the seeds; same AE variant and forest, nothing re-chosen). ``--seeds 0 1 2`` rep
 and forest with each seed; the top-level figures are the means, ``*_std`` the standard
 deviations, ``per_seed`` the rest.
 ``handbook_published`` quotes the handbook's tables
-(:data:`benchmarks.fraud_handbook_semi.PUBLISHED`, with sources) and ``bars`` checks the issue's
+(:data:`benchmarks.fraud_handbook.semi.PUBLISHED`, with sources) and ``bars`` checks the issue's
 bars against them. ``score_tx_per_s`` is ``seqemb score``'s end-to-end throughput over the
 whole file (:func:`benchmarks.fraud_throughput.measure_throughput`: read, features,
 autoencoder, scores and alerts written to a fresh SQLite store; ``--skip-throughput`` skips it).
 
-    python benchmarks/fraud_handbook.py --threads 1 --seeds 0 1 2 --validate-semi --prequential \
+    python -m benchmarks.fraud_handbook --threads 1 --seeds 0 1 2 --validate-semi --prequential \
         --out results/fraud_handbook.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -142,17 +140,16 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.fraud_handbook_data import (
+from benchmarks._common import Run
+from benchmarks.fraud_handbook.data import (
     baseline_features,
     handbook_split,
     load,
     train_test,
     with_counterparty_labels,
 )
-from benchmarks.fraud_handbook_report import METRICS, MODELS, bars, report, show
-from benchmarks.fraud_handbook_runs import (
+from benchmarks.fraud_handbook.report import METRICS, MODELS, bars, report, show
+from benchmarks.fraud_handbook.runs import (
     AE_VARIANT,
     AE_VARIANTS,
     prequential,
@@ -162,8 +159,8 @@ from benchmarks.fraud_handbook_runs import (
     validate,
     variant_setup,
 )
-from benchmarks.fraud_handbook_semi import PUBLISHED, SEMI_VARIANT, SEMI_VARIANTS, published_best
-from benchmarks.fraud_handbook_steps import ae_features
+from benchmarks.fraud_handbook.semi import PUBLISHED, SEMI_VARIANT, SEMI_VARIANTS, published_best
+from benchmarks.fraud_handbook.steps import ae_features
 from benchmarks.fraud_throughput import measure_throughput
 from fraud.config import AutoencoderConfig
 
@@ -215,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
         help="validation splits for --validate / --validate-semi, each one week further back (figures: means)",
     )
     args = parser.parse_args(argv)
+    run = Run()
     torch.set_num_threads(args.threads)
     begun = time.perf_counter()
 
@@ -286,21 +284,14 @@ def main(argv: list[str] | None = None) -> None:
     results["bars"] = bars(results)
     results["wall_s"] = time.perf_counter() - begun
     report(results)
-    write(results, args.out)
+    run.write(args.out, results)
     if args.prequential and features is not None:
         results["prequential"] = prequential(
             tx, features, config, train_days, args.ae_variant, args.semi_variant, per_seed
         )
         results["wall_s"] = time.perf_counter() - begun
         report(results)
-        write(results, args.out)
-
-
-def write(results: dict[str, Any], path: Path | None) -> None:
-    if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {path}")
+        run.write(args.out, results)
 
 
 if __name__ == "__main__":

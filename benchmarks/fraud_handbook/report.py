@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.fraud_handbook_semi import PUBLISHED
+from benchmarks.fraud_handbook.semi import PUBLISHED
 
 METRICS = ("auc", "ap", "cp100")
 MODELS = ("iforest", "rf", "rf_counterparty", "ae", "semi")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from benchmarks.fraud_handbook_data import metrics
+from benchmarks.fraud_handbook.data import metrics
 from fraud.autoencoder import SequenceAutoencoder
 from fraud.config import SemiConfig
 from fraud.features import Features
@@ -144,7 +144,7 @@ def run_semi(
     (:func:`benchmarks.fraud_handbook.scoring_rows`); steps outside the training week are
     unlabelled (-1) whatever their label. The inputs are computed once (every input group) and
     each variant takes its columns; ``counterparty_labels`` is the steps' counterparty label
-    history (:func:`benchmarks.fraud_handbook_data.with_counterparty_labels`).
+    history (:func:`benchmarks.fraud_handbook.data.with_counterparty_labels`).
     Returns ``{variant: {"semi_auc": .., ...}}``.
     """
     started = time.perf_counter()

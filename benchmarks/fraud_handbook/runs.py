@@ -15,10 +15,10 @@ import polars as pl
 from sklearn.ensemble import IsolationForest, RandomForestClassifier
 from sklearn.preprocessing import StandardScaler
 
-from benchmarks.fraud_handbook_data import INPUT_FEATURES, TRAIN_START, handbook_split, metrics, train_test
-from benchmarks.fraud_handbook_report import METRICS, MODELS, show
-from benchmarks.fraud_handbook_semi import published_best, run_semi
-from benchmarks.fraud_handbook_steps import ae_features, scoring_rows, slice_rows
+from benchmarks.fraud_handbook.data import INPUT_FEATURES, TRAIN_START, handbook_split, metrics, train_test
+from benchmarks.fraud_handbook.report import METRICS, MODELS, show
+from benchmarks.fraud_handbook.semi import published_best, run_semi
+from benchmarks.fraud_handbook.steps import ae_features, scoring_rows, slice_rows
 from fraud.autoencoder import SequenceAutoencoder, score_steps, train_autoencoder
 from fraud.config import AutoencoderConfig
 from fraud.counterparty_labels import COUNTERPARTY_LABEL_INPUTS
