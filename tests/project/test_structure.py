@@ -106,3 +106,15 @@ def test_the_command_line_starts_without_heavy_libraries():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_the_dashboard_and_the_service_never_import_the_command_line():
+    graph = _graph()
+    leaks = [
+        f"{source} imports {target}"
+        for source, targets in graph.items()
+        if source.startswith(("ui.dashboard", "ui.service", "ui.demo"))
+        for target in targets
+        if target.startswith("ui.cli")
+    ]
+    assert leaks == []
