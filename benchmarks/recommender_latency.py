@@ -58,11 +58,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     world = make_world(WORLD)
     interactions = read_interactions(world.events, EventSchema(entity="user_id", item="item_id", timestamp="ts"))
-    started = time.perf_counter()
-    trained = train_recommender(
-        interactions, CONFIG, item_attributes=world.items.select("item_id", "category", "price"), progress=False
-    )
-    train_s = time.perf_counter() - started
+    with run.stage("train"):
+        trained = train_recommender(
+            interactions, CONFIG, item_attributes=world.items.select("item_id", "category", "price"), progress=False
+        )
+    train_s = run.stages["train"]
     with tempfile.TemporaryDirectory() as tmp:
         recommender = Recommender.load(trained.save(Path(tmp) / "model"))
     rng = np.random.default_rng(0)
