@@ -27,7 +27,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from embeddings.checks import check_int
+from embeddings.checks import check_int, check_number
 from embeddings.errors import ConfigError, DataError, NotFoundError
 from embeddings.index import VectorIndex
 from embeddings.vectors import Embeddings
@@ -147,8 +147,7 @@ def split_edges(
     held-out edges ``(k, 2)`` and ``k`` sampled non-edges of the whole graph (distinct
     pairs of distinct nodes, no edge between them).
     """
-    if not (isinstance(test_fraction, (int, float)) and 0 < test_fraction < 1):
-        raise ConfigError(f"test_fraction must be a number strictly between 0 and 1, got {test_fraction!r}")
+    check_number("test_fraction", test_fraction, above=0, below=1)
     ids, pairs = _undirected_pairs(graph_or_edges)
     n, m = ids.size, pairs.shape[0]
     k = round(test_fraction * m)

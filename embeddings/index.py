@@ -44,6 +44,7 @@ import numpy as np
 from embeddings.checks import check_int
 from embeddings.errors import ConfigError, DataError, NotFoundError
 from embeddings.files import atomic_output, format_tag, read_json
+from embeddings.keys import plain_int
 from embeddings.vectors import Embeddings, Key, as_float_matrix, as_key_list, check_k, unit_rows
 
 KINDS = ("exact", "ivf", "hnsw")
@@ -340,9 +341,9 @@ def _resolve_device(device: object, kind: str) -> str:
     if name == "auto":
         return "cuda:0" if kind != "hnsw" and _gpu_count() > 0 else "cpu"
     gpu = name.removeprefix("cuda").removeprefix(":") if name.startswith("cuda") else None
-    if gpu is None or not (gpu == "" or gpu.isdigit()):
+    gpu_id = 0 if gpu == "" else (plain_int(gpu) if gpu is not None and not gpu.startswith("-") else None)
+    if gpu_id is None:
         raise ConfigError(f"device {name!r} is not one of auto, cpu, cuda, cuda:N")
-    gpu_id = int(gpu or 0)
     if gpu_id >= _gpu_count():
         raise ConfigError(
             f"device {name!r} needs FAISS with GPU support and GPU {gpu_id} visible; "

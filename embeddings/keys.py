@@ -15,6 +15,12 @@ from typing import Any
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 
+def plain_int(text: str) -> int | None:
+    """The integer whose plain ASCII decimal text ``text`` is (an optional ``-``, then digits), else None."""
+    stripped = text.strip()
+    return int(stripped) if _INTEGER.fullmatch(stripped) else None
+
+
 def as_key(value: Any, integer_keys: bool) -> Any:
     """``value`` as a key of a table whose keys are integers (``integer_keys``) or text.
 
@@ -22,8 +28,8 @@ def as_key(value: Any, integer_keys: bool) -> Any:
     becomes its text for a text table; everything else is returned as it is.
     """
     if integer_keys and isinstance(value, str):
-        text = value.strip()
-        return int(text) if _INTEGER.fullmatch(text) else value
+        number = plain_int(value)
+        return value if number is None else number
     if not integer_keys and not isinstance(value, str):
         return str(value)
     return value

@@ -28,6 +28,7 @@ from numba import njit
 
 from embeddings.errors import DataError, NotFoundError
 from embeddings.files import atomic_output
+from embeddings.keys import plain_int
 
 _TEXT_CHUNK_ROWS = 20_000  # rows formatted per write when writing word2vec text
 
@@ -57,9 +58,10 @@ def read_word2vec(path: str | os.PathLike, binary: bool = False) -> tuple[list[s
     raw = path.read_bytes()
     header_end = raw.find(b"\n")
     header = raw[: header_end if header_end >= 0 else len(raw)].decode("utf-8", "replace").split()
-    if len(header) != 2 or not all(field.isdigit() for field in header) or int(header[1]) == 0:
+    sizes = [plain_int(field) for field in header]
+    if len(sizes) != 2 or None in sizes or min(sizes) < 0 or sizes[1] == 0:
         raise DataError(f"{path}: line 1: expected the header '<count> <dim>', got {' '.join(header)[:60]!r}")
-    n, dim = int(header[0]), int(header[1])
+    n, dim = sizes
     body = raw[header_end + 1 :] if header_end >= 0 else b""
     if binary:
         return _read_binary_records(path, body, n, dim)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from embeddings.checks import check_int
+from embeddings.checks import check_int, check_number
 from embeddings.errors import ConfigError
 from embeddings.files import format_tag
 
@@ -107,8 +107,7 @@ class Calibration:
         ``target_fpr`` in ``(0, 1)``. Resolution is ``1 / (points - 1)``: below it the threshold
         is the highest genuine validation score.
         """
-        if isinstance(target_fpr, bool) or not isinstance(target_fpr, (int, float)) or not 0.0 < target_fpr < 1.0:
-            raise ConfigError(f"target_fpr must be a number in (0, 1), got {target_fpr!r}")
+        check_number("target_fpr", target_fpr, above=0, below=1)
         return float(np.interp(1.0 - float(target_fpr), self.probabilities, self.quantiles))
 
     def to_dict(self) -> dict[str, Any]:

@@ -228,6 +228,8 @@ def test_queries_are_converted_and_validated() -> None:
         ({"kind": "ivf", "nprobe": 0}, "nprobe must be an integer >= 1, got 0"),
         ({"kind": "ivf", "nlist": 50}, "kind 'ivf' with nlist=50 needs at least 50 vectors to train on, got 10"),
         ({"device": "tpu"}, "device 'tpu' is not one of auto, cpu, cuda, cuda:N"),
+        ({"device": "cuda:\u00b2"}, "device 'cuda:\u00b2' is not one of auto, cpu, cuda, cuda:N"),
+        ({"device": "cuda:-1"}, "device 'cuda:-1' is not one of auto, cpu, cuda, cuda:N"),
     ],
 )
 def test_bad_build_arguments(kwargs: dict, message: str) -> None:

@@ -218,6 +218,7 @@ def test_word2vec_text_reads_windows_line_ends(tmp_path) -> None:
     ("content", "problem"),
     [
         ("2 x\na 1 2\n", "line 1: expected the header '<count> <dim>', got '2 x'"),
+        ("\u00b2 2\na 1 2\n", "line 1: expected the header '<count> <dim>', got '\u00b2 2'"),  # isdigit, not int
         ("2 2\na 1 2\nb 1 zz\n", "line 3: value 'zz' is not a number"),
         ("2 2\na 1 2 3\nb 1 2\n", "line 2: expected a key and 2 values separated by spaces, got 4 fields"),
         ("2 2\na 1 2\nb\n", "line 3: expected a key and 2 values separated by spaces, got 1 fields"),
