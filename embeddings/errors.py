@@ -29,3 +29,14 @@ def first_line(error: BaseException | None) -> str:
     """The first line of a library's error message (its type name if it has none), for our one-liners."""
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+# Extras of seqemb that bring a database driver, by SQLAlchemy backend name.
+_DRIVER_EXTRAS = {"postgresql": "postgres"}
+
+
+def missing_driver(backend: str, error: BaseException) -> str:
+    """What to say when the driver of a ``backend`` URL is not installed: the extra that brings it."""
+    extra = _DRIVER_EXTRAS.get(backend)
+    hint = f"pip install 'seqemb[{extra}]'" if extra else "install its driver"
+    return f"the {backend} driver is not installed ({first_line(error)}); {hint}"

@@ -8,12 +8,14 @@ without loading numba or torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from embeddings.checks import check_choice, check_int, check_number
 from embeddings.data import EventSchema
 from embeddings.errors import ConfigError
 
 MODES = ("skipgram", "cbow")
+_MAX_GAP_MINUTES = timedelta.max.total_seconds() / 60  # the longest gap a timedelta holds
 BACKENDS = ("auto", "numba", "torch")
 
 
@@ -75,3 +77,9 @@ class Item2VecJob:
     sgns: SGNSConfig = field(default_factory=SGNSConfig)
     index_kind: str = "hnsw"
     name: str = "items"
+
+    def __post_init__(self) -> None:
+        if self.session_gap_minutes is not None:
+            check_number("session_gap_minutes", self.session_gap_minutes, above=0, at_most=_MAX_GAP_MINUTES)
+        check_int("min_count", self.min_count)
+        check_int("min_length", self.min_length)

@@ -5,6 +5,10 @@ A source is one of:
 - a path to CSV (``.csv``, ``.tsv``, ``.csv.gz``, ``.tsv.gz``) or Parquet (``.parquet``, ``.pq``);
 - a SQLAlchemy URL (anything containing ``://``) with ``table=`` (a table reflected through
   SQLAlchemy, so its name is quoted by the dialect) or ``query=`` (the caller's own SQL text);
+  a source is only ever read: a query must be one ``SELECT`` (or ``WITH ... SELECT``), checked
+  with sqlparse before it reaches the database, and runs in a read-only transaction (SQLite
+  ``PRAGMA query_only``, PostgreSQL ``SET TRANSACTION READ ONLY``), so a statement that writes
+  anyway fails instead;
 - a ``pl.DataFrame``, passed through unchanged.
 
 Every failure the user can fix raises a one-line :class:`DataError` (or :class:`ConfigError`
@@ -18,8 +22,9 @@ from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
+import sqlparse
 
-from embeddings.errors import ConfigError, DataError, first_line
+from embeddings.errors import ConfigError, DataError, first_line, missing_driver
 
 Source = str | Path | pl.DataFrame
 
@@ -77,12 +82,40 @@ def _read_file(path: Path, name: str) -> pl.DataFrame:
         raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
 
 
+def check_select(query: str, name: str) -> None:
+    """Raise :class:`DataError` unless ``query`` is exactly one SELECT (``WITH ... SELECT`` included)."""
+    statements = [s for s in sqlparse.parse(query) if s.token_first(skip_cm=True, skip_ws=True) is not None]
+    if len(statements) != 1:
+        raise DataError(f"{name}: give one SELECT statement, got {len(statements)} statements")
+    kind = statements[0].get_type()
+    if kind != "SELECT":
+        article = "an" if kind[0] in "AEIOU" else "a"
+        shown = "a statement sqlparse cannot classify" if kind == "UNKNOWN" else f"{article} {kind} statement"
+        raise DataError(f"{name}: a query source is read only: give one SELECT (or WITH ... SELECT), got {shown}")
+
+
+def _read_only(conn: sa.Connection) -> None:
+    """Make ``conn``'s transaction read-only where the dialect can (a writing statement then fails)."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+    elif dialect == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+
 def _read_database(url: str, name: str, *, table: str | None, query: str | None) -> pl.DataFrame:
+    if query is not None:
+        check_select(query, name)
     try:
         parsed = sa.make_url(url)
-        engine = sa.create_engine(parsed)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as e:
+    except sa.exc.ArgumentError as e:
         raise DataError(f"{name}: invalid database URL: {first_line(e)}") from None
+    try:
+        engine = sa.create_engine(parsed)
+    except sa.exc.NoSuchModuleError as e:  # a dialect SQLAlchemy does not know
+        raise DataError(f"{name}: invalid database URL: {first_line(e)}") from None
+    except ImportError as e:  # a known dialect whose driver is not installed
+        raise DataError(f"{name}: {missing_driver(parsed.get_backend_name(), e)}") from None
     # SQLite creates a missing database file on connect; a typo must not leave an empty one behind.
     database = parsed.database
     if parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:"):
@@ -90,6 +123,7 @@ def _read_database(url: str, name: str, *, table: str | None, query: str | None)
             raise DataError(f"{name}: database file not found")
     try:
         with engine.connect() as conn:
+            _read_only(conn)
             if table is not None:
                 try:
                     statement = sa.select(sa.Table(table, sa.MetaData(), autoload_with=conn))

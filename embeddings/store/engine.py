@@ -1,7 +1,8 @@
 """The store's SQLAlchemy engine: any SQLAlchemy URL, with SQLite set up as the embedded default.
 
-``make_engine(url)`` parses ``url`` and creates the engine. For SQLite it creates the file's
-parent directories, waits up to 30 s on a locked database, shares one connection for an
+``make_engine(url)`` parses ``url`` and creates the engine. For SQLite the file's folder must
+exist (only the default store's, ``$SEQEMB_HOME``, is created for it); it waits up to 30 s on a
+locked database, shares one connection for an
 in-memory database (so every thread sees the same data) and turns on the WAL journal and
 foreign keys and a larger page cache on every connection. A malformed URL or a missing driver raises
 :class:`~embeddings.errors.ConfigError`.
@@ -17,13 +18,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
-from embeddings.errors import ConfigError
+from embeddings.errors import ConfigError, first_line, missing_driver
 
 _CACHE_KIB = 256 * 1024  # SQLite page cache per connection, KiB
 
 
 def make_engine(url: str) -> Engine:
-    """A SQLAlchemy engine for ``url`` (SQLite: directories created, WAL and foreign keys on)."""
+    """A SQLAlchemy engine for ``url`` (SQLite: its folder must exist; WAL and foreign keys on)."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -36,14 +37,21 @@ def make_engine(url: str) -> Engine:
             # One shared connection: every thread sees the same in-memory database.
             options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
         else:
-            if not database.startswith("file:"):
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            parent = Path(database).parent
+            if not database.startswith("file:") and not parent.is_dir():
+                # Only the default store's folder ($SEQEMB_HOME) is created, by settings.seqemb_home:
+                # a typo in a URL must not leave a new, empty store behind.
+                shown = parsed.render_as_string(hide_password=True)
+                raise ConfigError(f"store URL {shown!r}: folder {parent} does not exist; create it first")
             options = {"connect_args": {"timeout": 30}}
     try:
         engine = create_engine(parsed, **options)
-    except (NoSuchModuleError, ImportError) as exc:
+    except NoSuchModuleError as exc:  # a dialect SQLAlchemy does not know
         shown = parsed.render_as_string(hide_password=True)
-        raise ConfigError(f"store URL {shown!r} needs a database driver that is not installed ({exc})") from exc
+        raise ConfigError(f"store URL {shown!r}: {first_line(exc)}") from None
+    except ImportError as exc:  # a known dialect whose driver is not installed
+        shown = parsed.render_as_string(hide_password=True)
+        raise ConfigError(f"store URL {shown!r}: {missing_driver(parsed.get_backend_name(), exc)}") from None
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -2,8 +2,8 @@
 
 ``Store(url)`` opens any SQLAlchemy URL; without one it opens
 :func:`embeddings.settings.default_db_url` (``SEQEMB_DB_URL``, else a SQLite file in
-``SEQEMB_HOME``). SQLite is the embedded default (WAL journal, foreign keys on, parent
-directories created); PostgreSQL is the production target. The tables are in
+``SEQEMB_HOME``). SQLite is the embedded default (WAL journal, foreign keys on; only the
+default store's folder is created); PostgreSQL is the production target. The tables are in
 :mod:`embeddings.store.schema`; only those tables are reachable, and no SQL is ever built from
 a user's string: names are looked up among the known tables and columns, values are bound.
 
@@ -32,7 +32,7 @@ from typing import Any, Literal
 import polars as pl
 from sqlalchemy import JSON, Enum, Table, Text, cast, func, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, IntegrityError
 from sqlalchemy.sql import Select
 
 from embeddings.checks import check_int
@@ -79,8 +79,8 @@ class Store(RunRecords):
         """Create the tables that do not exist yet (idempotent; existing tables are left as they are)."""
         try:
             metadata.create_all(self.engine)
-        except OperationalError as exc:
-            raise ConfigError(f"cannot open the store at {self.url}: {first_line(exc.orig)}") from exc
+        except DatabaseError as exc:  # a locked, unreadable or non-database file, a refused connection
+            raise ConfigError(f"cannot open the store at {self.url}: {first_line(exc.orig)}") from None
 
     def close(self) -> None:
         """Close the pooled connections."""

@@ -9,6 +9,7 @@ from embeddings.store import Store
 
 @pytest.fixture(params=["file", "memory"])
 def store(request, tmp_path) -> Store:
+    (tmp_path / "db").mkdir()
     url = f"sqlite:///{tmp_path / 'db' / 'seqemb.sqlite'}" if request.param == "file" else "sqlite://"
     opened = Store(url)
     yield opened

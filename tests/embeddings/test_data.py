@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
+from embeddings import sources
 from embeddings.data import BuildReport, EventSchema, build_sequences, read_events, split_sessions
 from embeddings.errors import ConfigError, DataError
 from embeddings.sources import read_table
@@ -78,6 +79,51 @@ def sqlite_url(tmp_path):
     RAW.write_database("click events", engine)  # a name that must be quoted
     engine.dispose()
     return url
+
+
+def _rows(url: str) -> list:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text('SELECT * FROM "click events" ORDER BY 1, 2, 3')).all()
+    engine.dispose()
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("query", "got"),
+    [
+        ('DROP TABLE "click events"', "a DROP statement"),
+        ('DELETE FROM "click events" RETURNING *', "a DELETE statement"),
+        ('UPDATE "click events" SET w = 0 RETURNING *', "an UPDATE statement"),
+        ('WITH x AS (SELECT 1) DELETE FROM "click events" RETURNING *', "a DELETE statement"),
+        ("PRAGMA writable_schema = ON", "a statement sqlparse cannot classify"),
+    ],
+)
+def test_a_query_source_is_read_only(sqlite_url, query, got):
+    before = _rows(sqlite_url)
+    message = f"{sqlite_url} query: a query source is read only: give one SELECT (or WITH ... SELECT), got {got}"
+    with _raises(DataError, message):
+        read_table(sqlite_url, query=query)
+    assert _rows(sqlite_url) == before
+
+
+def test_a_query_source_runs_one_statement_in_a_read_only_transaction(sqlite_url):
+    before = _rows(sqlite_url)
+    with _raises(DataError, f"{sqlite_url} query: give one SELECT statement, got 2 statements"):
+        read_table(sqlite_url, query='SELECT 1; DROP TABLE "click events"')
+    with _raises(DataError, f"{sqlite_url} query: give one SELECT statement, got 0 statements"):
+        read_table(sqlite_url, query="  -- nothing\n")
+    # Past the parser, the transaction itself refuses to write.
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as conn:
+        sources._read_only(conn)
+        with pytest.raises(sa.exc.OperationalError, match="readonly"):
+            conn.execute(sa.text('DELETE FROM "click events"'))
+    engine.dispose()
+    assert _rows(sqlite_url) == before
+    assert read_table(sqlite_url, query='WITH x AS (SELECT * FROM "click events") SELECT * FROM x').height == len(
+        before
+    )
 
 
 def test_sqlite_table_and_query_round_trip(sqlite_url):

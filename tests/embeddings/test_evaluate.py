@@ -132,9 +132,7 @@ def test_split_reads_a_graph_and_returns_its_node_ids() -> None:
 
 def test_split_rejects_bad_fractions_and_impossible_hold_outs() -> None:
     path = np.array([[0, 1], [1, 2], [2, 3], [3, 4], [4, 0]])
-    with pytest.raises(
-        ConfigError, match=re.escape("test_fraction must be a finite number in (0, 1), got 1.5")
-    ):
+    with pytest.raises(ConfigError, match=re.escape("test_fraction must be a finite number in (0, 1), got 1.5")):
         split_edges(path, test_fraction=1.5)
     with pytest.raises(
         DataError,

@@ -364,6 +364,10 @@ def test_default_url_follows_seqemb_home_and_db_url(tmp_path, monkeypatch):
 
     target = tmp_path / "elsewhere" / "deep" / "jobs.sqlite"
     monkeypatch.setenv("SEQEMB_DB_URL", f"sqlite:///{target}")
+    with pytest.raises(ConfigError, match="folder .*deep does not exist; create it first"):
+        Store()  # only the default store's folder is created: a typo must not start an empty store
+    assert not (tmp_path / "elsewhere").exists()
+    target.parent.mkdir(parents=True)
     store = Store()
     assert store.url == f"sqlite:///{target}" and target.is_file()
     store.close()

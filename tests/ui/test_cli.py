@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
+import sqlalchemy
 from typer.testing import CliRunner
 
 from embeddings.store import Store
@@ -170,3 +172,55 @@ def test_node2vec_from_an_edge_file_and_a_transaction_table(tmp_path: Path) -> N
     assert bipartite.exit_code == 0, bipartite.output
     assert (tmp_path / "model" / "model.json").is_file()
     assert "card:c0001" in Store().read("vectors", where={"key": "card:c0001"})["key"].to_list()
+
+
+def _one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == "" and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stderr.strip()
+
+
+def test_bad_store_urls_and_session_gaps_are_one_line(tmp_path: Path, seqemb_home: Path) -> None:
+    missing = tmp_path / "typo" / "x.sqlite"
+    assert _one_line_error(_seqemb("runs", "--db", f"sqlite:///{missing}")) == (
+        f"error: store URL 'sqlite:///{missing}': folder {missing.parent} does not exist; create it first"
+    )
+    assert not missing.parent.exists()  # a typo leaves no new, empty store behind
+    not_a_store = tmp_path / "notes.sqlite"
+    not_a_store.write_text("these are notes, not a database\n" * 50)
+    assert _one_line_error(_seqemb("runs", "--db", f"sqlite:///{not_a_store}")).endswith("file is not a database")
+    assert not_a_store.read_text().startswith("these are notes")
+
+    events = tmp_path / "clicks.csv"
+    pl.DataFrame({"user": [1, 1, 2, 2], "item": [1, 2, 1, 2]}).write_csv(events)
+    for gap in ("nan", "inf", "-5", "1e300"):
+        line = _one_line_error(
+            _seqemb("item2vec", str(events), "--entity", "user", "--item", "item", "--session-gap", gap)
+        )
+        assert line.startswith("error: session_gap_minutes must be a finite number in (0, "), line
+    assert Store().runs() == []  # refused before any run was recorded
+
+
+def test_a_missing_postgres_driver_names_the_extra() -> None:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("psycopg is installed here")
+    line = _one_line_error(_seqemb("runs", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none"))
+    assert line.endswith("pip install 'seqemb[postgres]'"), line
+
+
+def test_a_query_source_that_writes_is_refused_and_the_table_is_kept(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'source.sqlite'}"
+    table = pl.DataFrame({"user": [1, 1, 2, 2], "item": [1, 2, 1, 2]})
+    engine = sqlalchemy.create_engine(url)
+    table.write_database("t", engine)
+    for query in ("DROP TABLE t", "DELETE FROM t RETURNING *", "UPDATE t SET item = 0 RETURNING *"):
+        line = _one_line_error(_seqemb("item2vec", url, "--query", query, "--entity", "user", "--item", "item"))
+        assert "a query source is read only" in line, line
+    with engine.connect() as conn:
+        assert pl.read_database("SELECT * FROM t ORDER BY user, item", conn).equals(table)
+    engine.dispose()

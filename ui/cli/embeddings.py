@@ -65,8 +65,6 @@ def item2vec(
 ) -> None:
     """Train item2vec (word2vec over item sequences) on an event table."""
     from embeddings.data import EventSchema
-    from embeddings.jobs import run_item2vec
-    from embeddings.store import Store
 
     job = Item2VecJob(
         schema=EventSchema(entity=entity, item=item, timestamp=timestamp),
@@ -86,6 +84,9 @@ def item2vec(
         ),
         index_kind=index.value,
     )
+    from embeddings.jobs import run_item2vec  # the trainers load once the flags are known to be good
+    from embeddings.store import Store
+
     store = Store(db)
     result = run_item2vec(source, job, store=store, table=table, query=query, out=out)
     m = result.metrics
