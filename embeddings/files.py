@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from embeddings.errors import DataError, NotFoundError
+from embeddings.errors import ConfigError, DataError, NotFoundError
 
 
 @contextmanager
@@ -39,7 +39,10 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     moved in, then the old one is deleted.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create its folder {path.parent} ({exc.strerror or exc})") from None
     tag = uuid.uuid4().hex[:8]
     tmp = path.with_name(f".{path.name}.{tag}.tmp")
     old = path.with_name(f".{path.name}.{tag}.old")
@@ -52,6 +55,26 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_output_dir(path: str | os.PathLike | None) -> None:
+    """Raise :class:`ConfigError` unless a directory can be written at ``path`` (None: nothing to check).
+
+    Checked before a job starts, so a bad ``--out`` costs no training and creates nothing: ``path``
+    must not be an existing file, and its nearest existing ancestor must be a writable directory.
+    """
+    if path is None:
+        return
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path}: is a file; a model is saved as a directory")
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{path}: cannot create its folder {path.parent} ({ancestor} is a file)")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"{path}: cannot create its folder {path.parent} ({ancestor} is not writable)")
 
 
 def read_json(path: Path, expected: type) -> Any:

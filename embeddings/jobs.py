@@ -19,6 +19,7 @@ import polars as pl
 
 from embeddings.data import build_sequences, read_events
 from embeddings.errors import DataError
+from embeddings.files import check_output_dir
 from embeddings.graph.config import Node2VecJob
 from embeddings.graph.graph import Graph
 from embeddings.graph.node2vec import node2vec_with_stats
@@ -51,6 +52,7 @@ def run_item2vec(
     The model goes to ``out`` (default ``$SEQEMB_HOME/models/item2vec-<run id>``).
     """
     gap = None if job.session_gap_minutes is None else timedelta(minutes=job.session_gap_minutes)
+    check_output_dir(out)
     with store.run(ITEM2VEC_KIND, asdict(job)) as run:
         events, read_report = read_events(source, job.schema, table=table, query=query)
         built = build_sequences(events, min_count=job.min_count, session_gap=gap, min_length=job.min_length)
@@ -88,6 +90,7 @@ def run_node2vec(
     The model goes to ``out`` (default ``$SEQEMB_HOME/models/node2vec-<run id>``); the run's
     metrics hold the graph report (what was merged and dropped) and the walk and training statistics.
     """
+    check_output_dir(out)
     with store.run(NODE2VEC_KIND, asdict(job)) as run:
         if job.transactions:
             graph = transaction_graph(

@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 from embeddings.device import resolve_device
 from embeddings.errors import ConfigError, DataError
+from embeddings.memory import check_memory
 from embeddings.sequences import Sequences
 from embeddings.sgns_config import SGNSConfig
 from embeddings.sgns_kernels import sigmoid_tables, train_chunk
@@ -169,6 +170,9 @@ def train_sgns(
     if backend == "numba" and device.type != "cpu":
         raise ConfigError(f"backend 'numba' runs on CPU only, got device {config.device!r}; use backend torch")
 
+    check_memory(
+        "the SGNS matrices", 2 * counts.size * config.dim * 4, f"2 x {counts.size:,} x dim {config.dim} float32"
+    )
     keep = keep_probabilities(counts, config.sample)
     noise = noise_distribution(counts, config.ns_exponent)
     syn0, syn1 = init_vectors(counts.size, config.dim, config.seed)

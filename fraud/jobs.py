@@ -49,6 +49,7 @@ from sqlalchemy import func, select
 
 from embeddings.checks import check_int, check_number
 from embeddings.errors import DataError
+from embeddings.files import check_output_dir
 from embeddings.model import EmbeddingModel
 from embeddings.sources import Source, describe_source
 from embeddings.store import Store
@@ -87,6 +88,7 @@ def run_train_fraud(
     vectors = None
     if job.counterparty_vectors is not None:
         vectors = EmbeddingModel.load(job.counterparty_vectors).embeddings
+    check_output_dir(out)
     with store.run(FRAUD_MODEL_KIND, asdict(job)) as run:
         labels = read_labels(store) if job.analyst_labels else None
         model = train_fraud_model(
@@ -184,6 +186,7 @@ def run_train_semi(
     Raises :class:`DataError` (one line, nothing recorded) when the store holds no labels or none
     of them names a transaction of ``source``.
     """
+    check_output_dir(out)
     labels = read_labels(store)
     if labels.height == 0:
         raise DataError(

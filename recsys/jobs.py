@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from embeddings.checks import check_int
 from embeddings.errors import DataError
+from embeddings.files import check_output_dir
 from embeddings.model import EmbeddingModel
 from embeddings.sources import Source, describe_source, read_table
 from embeddings.store import Store
@@ -65,6 +66,7 @@ def run_recommender(
     The run records what was read and the training time.
     """
     vectors = EmbeddingModel.load(job.item_vectors).embeddings if job.item_vectors is not None else None
+    check_output_dir(out)
     with store.run(RECOMMENDER_KIND, asdict(job)) as run:
         interactions = read_interactions(source, job.schema, table=table, query=query)
         attribute_id = job.attribute_id or job.schema.item

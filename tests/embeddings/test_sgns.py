@@ -142,3 +142,17 @@ def test_bad_inputs_raise_data_error() -> None:
     with pytest.raises(ConfigError) as info:
         train_sgns(seqs, np.ones(6), SGNSConfig(backend="numba", device="cuda"), progress=False)
     assert "CUDA" in str(info.value) or "CPU only" in str(info.value)
+
+
+def test_a_config_that_needs_more_memory_than_the_machine_has_is_one_line(monkeypatch) -> None:
+    from embeddings import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2 * 1024**3)
+    seqs, counts = planted_corpus(n_seqs=20)
+    with pytest.raises(ConfigError) as info:
+        train_sgns(seqs, counts, SGNSConfig(dim=10_000_000, epochs=1), progress=False)
+    assert str(info.value) == (
+        f"the SGNS matrices (2 x {counts.size:,} x dim 10000000 float32) need "
+        f"{2 * counts.size * 10_000_000 * 4 / 1024**3:,.1f} GiB; this machine has 2.0 GiB available: "
+        "lower the dimension or the vocabulary (min_count)"
+    )

@@ -224,3 +224,18 @@ def test_a_query_source_that_writes_is_refused_and_the_table_is_kept(tmp_path: P
     with engine.connect() as conn:
         assert pl.read_database("SELECT * FROM t ORDER BY user, item", conn).equals(table)
     engine.dispose()
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    events = tmp_path / "clicks.csv"
+    pl.DataFrame({"user": [1, 1, 2, 2], "item": [1, 2, 1, 2]}).write_csv(events)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out = blocker / "sub" / "model"
+    args = ["item2vec", str(events), "--entity", "user", "--item", "item", "--dim", "4", "--out", str(out)]
+    line = _one_line_error(_seqemb(*args))
+    assert line == f"error: {out}: cannot create its folder {out.parent} ({blocker} is a file)"
+    line = _one_line_error(_seqemb(*args[:-1], str(blocker)))  # --out an existing file
+    assert line == f"error: {blocker}: is a file; a model is saved as a directory"
+    assert blocker.read_text() == "x" and list(tmp_path.glob(".*")) == []
+    assert Store().runs() == []  # refused before the run started
