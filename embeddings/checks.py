@@ -60,12 +60,12 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
 
 
 def _bounds(above: float | None, at_least: float | None, at_most: float | None, below: float | None) -> str:
-    low = (f"({above:g}" if above is not None else f"[{at_least:g}") if (above, at_least) != (None, None) else None
-    high = (f"{below:g})" if below is not None else f"{at_most:g}]") if (below, at_most) != (None, None) else None
+    """The bounds as text: " > 0", " <= 1", " in (0, 1]", or "" for none."""
+    low = ("(", above, ">") if above is not None else ("[", at_least, ">=") if at_least is not None else None
+    high = (")", below, "<") if below is not None else ("]", at_most, "<=") if at_most is not None else None
     if low and high:
-        return f" in {low}, {high}"
-    if low:
-        return f" {'>' if low[0] == '(' else '>='} {low[1:]}"
-    if high:
-        return f" {'<' if high[-1] == ')' else '<='} {high[:-1]}"
+        return f" in {low[0]}{low[1]:g}, {high[1]:g}{high[0]}"
+    if low or high:
+        _, value, sign = low or high
+        return f" {sign} {value:g}"
     return ""

@@ -340,8 +340,11 @@ def _resolve_device(device: object, kind: str) -> str:
         return "cpu"
     if name == "auto":
         return "cuda:0" if kind != "hnsw" and _gpu_count() > 0 else "cpu"
-    gpu = name.removeprefix("cuda").removeprefix(":") if name.startswith("cuda") else None
-    gpu_id = 0 if gpu == "" else (plain_int(gpu) if gpu is not None and not gpu.startswith("-") else None)
+    gpu_id = None
+    if name == "cuda":
+        gpu_id = 0
+    elif name.startswith("cuda:") and not name.startswith("cuda:-"):
+        gpu_id = plain_int(name.removeprefix("cuda:"))
     if gpu_id is None:
         raise ConfigError(f"device {name!r} is not one of auto, cpu, cuda, cuda:N")
     if gpu_id >= _gpu_count():

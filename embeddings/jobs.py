@@ -20,21 +20,18 @@ import polars as pl
 from embeddings.data import build_sequences, read_events
 from embeddings.errors import DataError
 from embeddings.files import check_output_dir
-from embeddings.graph.config import Node2VecJob
+from embeddings.graph.config import NODE2VEC_KIND, Node2VecJob
 from embeddings.graph.graph import Graph
 from embeddings.graph.node2vec import node2vec_with_stats
 from embeddings.graph.transactions import transaction_graph
 from embeddings.index import VectorIndex
 from embeddings.model import EmbeddingModel
 from embeddings.sgns import item2vec
-from embeddings.sgns_config import Item2VecJob
+from embeddings.sgns_config import ITEM2VEC_KIND, Item2VecJob
 from embeddings.sources import Source
 from embeddings.store import RunHandle, Store
 from embeddings.store.runs import JobResult
 from embeddings.vectors import Embeddings
-
-ITEM2VEC_KIND = "item2vec"
-NODE2VEC_KIND = "node2vec"
 
 
 def run_item2vec(

@@ -21,12 +21,14 @@ from typing import Any
 
 from embeddings.errors import DataError, NotFoundError
 from embeddings.files import atomic_directory, format_tag, read_manifest
+from embeddings.graph.config import NODE2VEC_KIND
 from embeddings.index import VectorIndex
+from embeddings.sgns_config import ITEM2VEC_KIND
 from embeddings.store.runs import RunRecords
 from embeddings.vectors import Embeddings
 from embeddings.vocab import Vocabulary
 
-MODEL_KINDS = ("item2vec", "node2vec")
+MODEL_KINDS = (ITEM2VEC_KIND, NODE2VEC_KIND)
 FORMAT = format_tag("embedding_model", 1)
 
 

@@ -14,6 +14,7 @@ from embeddings.checks import check_choice, check_int, check_number
 from embeddings.data import EventSchema
 from embeddings.errors import ConfigError
 
+ITEM2VEC_KIND = "item2vec"  # the run kind (and model directory prefix) of the item2vec job
 MODES = ("skipgram", "cbow")
 _MAX_GAP_MINUTES = timedelta.max.total_seconds() / 60  # the longest gap a timedelta holds
 BACKENDS = ("auto", "numba", "torch")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from embeddings.checks import check_int, check_number
 from embeddings.sgns_config import SGNSConfig
 
+NODE2VEC_KIND = "node2vec"  # the run kind (and model directory prefix) of the node2vec job
+
 
 def check_walk_params(walk_length: int, walks_per_node: int, p: float, q: float, seed: int, workers: int) -> None:
     """Raise :class:`~embeddings.errors.ConfigError` unless the walk parameters make sense."""

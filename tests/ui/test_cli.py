@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -203,11 +204,7 @@ def test_bad_store_urls_and_session_gaps_are_one_line(tmp_path: Path, seqemb_hom
 
 
 def test_a_missing_postgres_driver_names_the_extra() -> None:
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pass
-    else:
+    if importlib.util.find_spec("psycopg") is not None:
         pytest.skip("psycopg is installed here")
     line = _one_line_error(_seqemb("runs", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none"))
     assert line.endswith("pip install 'seqemb[postgres]'"), line

@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from embeddings.graph.config import Node2VecConfig, Node2VecJob
-from embeddings.sgns_config import Item2VecJob, SGNSConfig
+from embeddings.graph.config import NODE2VEC_KIND, Node2VecConfig, Node2VecJob
+from embeddings.sgns_config import ITEM2VEC_KIND, Item2VecJob, SGNSConfig
 from ui.cli.options import (
     DbOption,
     DeviceOption,
@@ -60,7 +60,7 @@ def item2vec(
     index: Annotated[IndexKind, typer.Option(help="Nearest-neighbour index to build.")] = IndexKind[
         _ITEM2VEC.index_kind
     ],
-    out: Annotated[Optional[Path], out_option("item2vec")] = None,
+    out: Annotated[Optional[Path], out_option(ITEM2VEC_KIND)] = None,
     db: DbOption = None,
 ) -> None:
     """Train item2vec (word2vec over item sequences) on an event table."""
@@ -122,7 +122,7 @@ def node2vec(
     index: Annotated[IndexKind, typer.Option(help="Nearest-neighbour index to build.")] = IndexKind[
         Node2VecJob.index_kind
     ],
-    out: Annotated[Optional[Path], out_option("node2vec")] = None,
+    out: Annotated[Optional[Path], out_option(NODE2VEC_KIND)] = None,
     db: DbOption = None,
 ) -> None:
     """Embed the nodes of a graph with node2vec (biased random walks + skip-gram)."""

@@ -58,7 +58,7 @@ def train_recommender(
     rerank: Annotated[bool, typer.Option(help="Train the NeuMF re-ranker.")] = True,
     seed: SeedOption = _RECSYS.seed,
     device: DeviceOption = _RECSYS.device,
-    out: Annotated[Optional[Path], out_option("recommender")] = None,
+    out: Annotated[Optional[Path], out_option(RECOMMENDER_KIND)] = None,
     db: DbOption = None,
 ) -> None:
     """Train the recommender (GRU session encoder, DSSM two-tower retrieval, NeuMF re-ranker) on interactions."""

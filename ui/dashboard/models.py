@@ -39,7 +39,7 @@ class Models:
     def recommender(self) -> Recommender:
         """The newest trained recommender (NotFoundError when there is none)."""
         path = self.store.newest_model_run(RECOMMENDER_KIND, "seqemb demo")["artifact_path"]
-        return self._load("recommender", path, Recommender.load)
+        return self._load(RECOMMENDER_KIND, path, Recommender.load)
 
     def fraud(self, score_run_id: str) -> tuple[FraudModel, str]:
         """The fraud model a ``score`` run used, and its directory."""
