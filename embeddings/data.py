@@ -13,7 +13,7 @@ rows: building takes about 20 bytes of working memory per event beyond the frame
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
@@ -23,6 +23,7 @@ import polars as pl
 
 from embeddings.checks import check_int
 from embeddings.errors import ConfigError, DataError
+from embeddings.keys import FORBIDDEN_ID_PATTERN, ID_LENGTH, id_problem
 from embeddings.sequences import Sequences
 from embeddings.sources import Source, describe_source, read_table
 from embeddings.vocab import Vocabulary
@@ -34,12 +35,18 @@ _TS_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 
 @dataclass(frozen=True)
 class EventSchema:
-    """Names of the caller's columns. ``timestamp=None``: rows are in time order as read."""
+    """Names of the caller's columns. ``timestamp=None``: rows are in time order as read.
+
+    ``integer_ids``: the entity and item ids are integers (text that is not one is an error);
+    otherwise ids in CSV files are read as text and typed sources keep their column types.
+    """
 
     entity: str = "entity"
     item: str = "item"
     timestamp: str | None = None
     weight: str | None = None
+    # False: ids in text files are read as text, so "0081" and "81" stay two ids.
+    integer_ids: bool = False
 
     def __post_init__(self) -> None:
         names = [n for n in (self.entity, self.item, self.timestamp, self.weight) if n is not None]
@@ -47,6 +54,10 @@ class EventSchema:
             raise ConfigError(f"event column names must be non-empty strings, got {names}")
         if len(set(names)) != len(names):
             raise ConfigError(f"event columns must be distinct, got {names}")
+
+    def id_columns(self) -> list[str]:
+        """The caller's id columns: read as text from CSV unless ``integer_ids``."""
+        return [] if self.integer_ids else [self.entity, self.item]
 
     def columns(self) -> dict[str, str]:
         """Canonical name -> caller's column name, for the columns this schema uses."""
@@ -112,13 +123,38 @@ def check_nulls(name: str, column: str, s: pl.Series) -> None:
 
 
 def check_ids(name: str, column: str, s: pl.Series) -> pl.Series:
-    """Entity or item ids as Int64 or String."""
+    """Entity or item ids as Int64 or String; text ids must be storable (:func:`embeddings.keys.id_problem`)."""
     check_nulls(name, column, s)
     if s.dtype in (pl.Categorical, pl.Enum):
         s = s.cast(pl.String)
-    if not (s.dtype.is_integer() or s.dtype == pl.String):
+    if s.dtype.is_integer():
+        return s.cast(pl.Int64)
+    if s.dtype != pl.String:
         raise DataError(f"{name}: column {column!r} has type {s.dtype}; expected integer or string ids")
-    return s.cast(pl.Int64) if s.dtype.is_integer() else s
+    bad = (s.str.len_chars() > ID_LENGTH) | s.str.contains(FORBIDDEN_ID_PATTERN)
+    if bad.any():
+        row = int(bad.arg_max())
+        raise bad_row(name, column, row, id_problem(s[row]) or "not a valid id")
+    return s
+
+
+def check_integer_ids(name: str, column: str, s: pl.Series) -> pl.Series:
+    """Ids the caller declared integers: Int64, text of plain decimal integers converted."""
+    check_nulls(name, column, s)
+    if s.dtype.is_integer():
+        return s.cast(pl.Int64)
+    if s.dtype != pl.String:
+        raise DataError(f"{name}: column {column!r} has type {s.dtype}; expected integer ids")
+    parsed = s.str.strip_chars().str.to_integer(strict=False)
+    if parsed.null_count():
+        row = int(parsed.is_null().arg_max())
+        raise bad_row(name, column, row, f"{s[row][:40]!r} is not an integer id")
+    return parsed.cast(pl.Int64)
+
+
+def id_check(integer_ids: bool) -> Check:
+    """The check of id columns: integers when the caller asked for them, else integers or text."""
+    return check_integer_ids if integer_ids else check_ids
 
 
 def check_weights(name: str, column: str, s: pl.Series, what: str = "weight") -> pl.Series:
@@ -174,15 +210,17 @@ def read_checked(
     *,
     table: str | None = None,
     query: str | None = None,
+    text_columns: Collection[str] = (),
 ) -> tuple[str, pl.DataFrame]:
     """Read ``source`` and return ``(its name, frame)`` of the canonical ``columns``, each checked.
 
     ``columns`` maps canonical names to the caller's column names; ``checks[canonical](source
     name, column, values)`` validates and converts one column (raising :class:`DataError`
     naming the source, column and row). An empty source or a missing column is a DataError.
+    ``text_columns`` are read as text from CSV files (ids: leading zeros kept).
     """
     name = describe_source(source, table=table, query=query)
-    raw = read_table(source, table=table, query=query)
+    raw = read_table(source, table=table, query=query, text_columns=text_columns)
     if raw.height == 0:
         raise DataError(f"{name}: no rows")
     missing = [c for c in columns.values() if c not in raw.columns]
@@ -198,14 +236,18 @@ def read_events(
 ) -> tuple[pl.DataFrame, ReadReport]:
     """Read and check events; return them sorted by (entity, ts) with a :class:`ReadReport`.
 
-    Columns: ``entity`` and ``item`` (Int64 or String), ``ts`` (Datetime µs, naive UTC; only
+    Columns: ``entity`` and ``item`` (String, or Int64 where the source's column holds integers or
+    ``schema.integer_ids``), ``ts`` (Datetime µs, naive UTC; only
     when ``schema.timestamp`` is set) and ``weight`` (Float64; only when ``schema.weight`` is
     set). The sort is stable: events of one entity at the same time (or all of them, without
     a timestamp) keep their order in the source. A bad value raises :class:`DataError`
     naming the source, the column and the first bad row (0-based, header not counted).
     """
-    checks = {"entity": check_ids, "item": check_ids, "ts": check_timestamps, "weight": check_weights}
-    name, events = read_checked(source, schema.columns(), checks, table=table, query=query)
+    ids = id_check(schema.integer_ids)
+    checks = {"entity": ids, "item": ids, "ts": check_timestamps, "weight": check_weights}
+    name, events = read_checked(
+        source, schema.columns(), checks, table=table, query=query, text_columns=schema.id_columns()
+    )
     events = events.sort(["entity", "ts"] if "ts" in events.columns else "entity", maintain_order=True)
     report = ReadReport(name, events.height, events["entity"].n_unique(), events["item"].n_unique())
     return events, report

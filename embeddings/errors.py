@@ -40,3 +40,7 @@ def missing_driver(backend: str, error: BaseException) -> str:
     extra = _DRIVER_EXTRAS.get(backend)
     hint = f"pip install 'seqemb[{extra}]'" if extra else "install its driver"
     return f"the {backend} driver is not installed ({first_line(error)}); {hint}"
+
+
+class BusyError(SeqembError):
+    """The same job (or the run to resume) is already running in a live process."""

@@ -2,13 +2,16 @@
 
 Outputs are written into a hidden temporary sibling of the target; only a finished
 output is moved onto the target with :func:`os.replace` (atomic on one file system), so
-a crash leaves either the old output or the new one, never half of one.
+a crash leaves either the old output or the new one, never half of one. A temporary's name
+carries its writer's pid (``.NAME.<pid>-<hex>.tmp``), so what a killed process left behind is
+recognised and removed by :func:`sweep_temporaries`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -16,7 +19,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from embeddings.errors import ConfigError, DataError, NotFoundError
+
+# .NAME.<pid>-<8 hex>.tmp / .old: what atomic_directory writes beside its target.
+_TEMPORARY = re.compile(r"^\..+\.(?P<pid>[0-9]+)-[0-9a-f]{8}\.(?:tmp|old)$")
 
 
 @contextmanager
@@ -35,15 +43,16 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary directory next to ``path``; it becomes ``path`` only on success.
 
-    An existing ``path`` is replaced as a whole: it is moved aside, the new directory is
-    moved in, then the old one is deleted.
+    An existing directory ``path`` is replaced as a whole: it is moved aside, the new directory
+    is moved in, then the old one is deleted. An existing file ``path`` is refused.
     """
     path = Path(path)
+    check_output_dir(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot create its folder {path.parent} ({exc.strerror or exc})") from None
-    tag = uuid.uuid4().hex[:8]
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp = path.with_name(f".{path.name}.{tag}.tmp")
     old = path.with_name(f".{path.name}.{tag}.old")
     tmp.mkdir()
@@ -55,6 +64,23 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def sweep_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporaries of :func:`atomic_directory` in ``folder`` whose writer (a process on
+    this machine) is gone; return what was removed."""
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in folder.iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if match and not psutil.pid_exists(int(match["pid"])):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def check_output_dir(path: str | os.PathLike | None) -> None:

@@ -11,8 +11,30 @@ from __future__ import annotations
 import re
 from typing import Any
 
+# Longest id (text) the store keeps; ids are checked against it when a table or a typed id is read.
+ID_LENGTH = 128
+# Characters no id may hold: they break CSV rows, log lines and C strings.
+FORBIDDEN_ID_CHARACTERS = "\x00\n\r"
+FORBIDDEN_ID_PATTERN = "[\x00\n\r]"
+
 # Plain ASCII decimal integers that fit in int64 (str.isdigit would accept "²", which int() refuses).
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
+def id_problem(text: str) -> str | None:
+    """Why ``text`` cannot be an id (too long, a forbidden character), or None when it can."""
+    if len(text) > ID_LENGTH:
+        return too_long(len(text))
+    if any(c in text for c in FORBIDDEN_ID_CHARACTERS):
+        return FORBIDDEN_MESSAGE
+    return None
+
+
+def too_long(length: int) -> str:
+    return f"id is {length} characters long; ids have at most {ID_LENGTH}"
+
+
+FORBIDDEN_MESSAGE = "id holds a NUL, newline or carriage-return character"
 
 
 def plain_int(text: str) -> int | None:

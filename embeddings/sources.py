@@ -18,6 +18,8 @@ in messages.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Collection
 from pathlib import Path
 
 import polars as pl
@@ -51,8 +53,26 @@ def describe_source(source: Source, *, table: str | None = None, query: str | No
     return str(source)
 
 
-def read_table(source: Source, *, table: str | None = None, query: str | None = None) -> pl.DataFrame:
-    """Read ``source`` whole into a DataFrame, column types as the reader infers them."""
+def source_identity(source: Source, *, table: str | None = None, query: str | None = None) -> str | None:
+    """What tells one source from another across runs (job locks, alerts superseded by a rescoring):
+    a file's absolute path, a URL (password hidden) with its table or query text; None for a
+    frame, which has no name."""
+    if isinstance(source, pl.DataFrame):
+        return None
+    if _is_url(source):
+        name = describe_source(source, table=table)
+        return name if query is None else f"{name} {query.strip()!r}"
+    return os.path.abspath(source)
+
+
+def read_table(
+    source: Source, *, table: str | None = None, query: str | None = None, text_columns: Collection[str] = ()
+) -> pl.DataFrame:
+    """Read ``source`` whole into a DataFrame, column types as the reader infers them.
+
+    ``text_columns`` (ids, typically) are read as text from CSV, where inference would turn
+    ``0081`` into 81; typed sources (Parquet, databases, frames) keep their own types.
+    """
     name = describe_source(source, table=table, query=query)
     if isinstance(source, pl.DataFrame):
         if table is not None or query is not None:
@@ -64,10 +84,10 @@ def read_table(source: Source, *, table: str | None = None, query: str | None = 
         return _read_database(str(source), name, table=table, query=query)
     if table is not None or query is not None:
         raise ConfigError(f"{name}: table= and query= apply to database URLs, not to files")
-    return _read_file(Path(source), name)
+    return _read_file(Path(source), name, text_columns)
 
 
-def _read_file(path: Path, name: str) -> pl.DataFrame:
+def _read_file(path: Path, name: str, text_columns: Collection[str]) -> pl.DataFrame:
     lower = path.name.lower()
     separator = next((sep for suffix, sep in _CSV_SEPARATORS.items() if lower.endswith(suffix)), None)
     if separator is None and not lower.endswith(_PARQUET_SUFFIXES):
@@ -77,7 +97,13 @@ def _read_file(path: Path, name: str) -> pl.DataFrame:
     try:
         if separator is None:
             return pl.read_parquet(path)
-        return pl.read_csv(path, separator=separator, infer_schema_length=_CSV_INFER_ROWS, raise_if_empty=False)
+        return pl.read_csv(
+            path,
+            separator=separator,
+            infer_schema_length=_CSV_INFER_ROWS,
+            schema_overrides=dict.fromkeys(text_columns, pl.String),
+            raise_if_empty=False,
+        )
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
         raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
 

@@ -112,7 +112,11 @@ class SemiConfig:
 
 @dataclass(frozen=True)
 class TransactionSchema:
-    """Names of the caller's columns; ``category``, ``channel`` and ``label`` are optional."""
+    """Names of the caller's columns; ``category``, ``channel`` and ``label`` are optional.
+
+    ``integer_ids``: the card and merchant ids are integers (text that is not one is an error);
+    otherwise ids in CSV files are read as text and typed sources keep their column types.
+    """
 
     entity: str = "card_id"
     counterparty: str = "merchant_id"
@@ -121,6 +125,8 @@ class TransactionSchema:
     category: str | None = None
     channel: str | None = None
     label: str | None = None
+    # False: ids in text files are read as text, so "0081" and "81" stay two cards.
+    integer_ids: bool = False
 
     def __post_init__(self) -> None:
         named = [self.entity, self.counterparty, self.amount, self.timestamp]
@@ -129,6 +135,10 @@ class TransactionSchema:
             raise ConfigError(f"transaction column names must be non-empty strings, got {names}")
         if len(set(names)) != len(names):
             raise ConfigError(f"transaction columns must be distinct, got {names}")
+
+    def id_columns(self) -> list[str]:
+        """The caller's id columns: read as text from CSV unless ``integer_ids``."""
+        return [] if self.integer_ids else [self.entity, self.counterparty]
 
     def columns(self) -> dict[str, str]:
         """Canonical name -> caller's column name, for the columns this schema uses."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from embeddings.data import bad_row, check_ids, check_nulls, check_timestamps, check_weights, read_checked
+from embeddings.data import bad_row, check_ids, check_nulls, check_timestamps, check_weights, id_check, read_checked
 from embeddings.errors import ConfigError, DataError
 from embeddings.sources import Source
 from embeddings.vectors import Embeddings, unit_rows
@@ -83,8 +83,6 @@ def _text(name: str, column: str, s: pl.Series) -> pl.Series:
 
 
 _CHECKS = {
-    "entity": check_ids,
-    "counterparty": check_ids,
     "amount": _amounts,
     "ts": check_timestamps,
     "category": _text,
@@ -98,7 +96,8 @@ def read_transactions(
 ) -> pl.DataFrame:
     """Read and check transactions; return them sorted by (entity, ts), stably.
 
-    Columns: ``entity`` and ``counterparty`` (Int64 or String), ``amount`` (Float64, finite,
+    Columns: ``entity`` and ``counterparty`` (String, or Int64 where the source's column holds
+    integers or ``schema.integer_ids``), ``amount`` (Float64, finite,
     >= 0), ``ts`` (Datetime µs, naive UTC; from datetimes, dates, ISO-8601 text or integer unix
     seconds), then ``category`` and ``channel`` (String) and ``label`` (Int8 0/1) when the
     schema names them, and ``row`` (Int64, the 0-based data row in the source). Transactions of
@@ -106,7 +105,11 @@ def read_transactions(
     naming the source, the column and the first bad row (0-based, header not counted).
     """
     schema = schema or TransactionSchema()
-    _, frame = read_checked(source, schema.columns(), _CHECKS, table=table, query=query)
+    ids = id_check(schema.integer_ids)
+    checks = {**_CHECKS, "entity": ids, "counterparty": ids}
+    _, frame = read_checked(
+        source, schema.columns(), checks, table=table, query=query, text_columns=schema.id_columns()
+    )
     frame = frame.with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64))
     return frame.sort(["entity", "ts"], maintain_order=True)
 

@@ -19,7 +19,14 @@ Scoring writes are idempotent and resumable. Each chunk is written in ONE databa
 ``on_conflict="ignore"``. A chunk's scores and alerts land together or not at all, so after a
 crash (even SIGKILL) an entity is either fully scored, with its alerts, or has no row at all; a
 rerun with the same run id skips the fully scored entities and scores the rest. Every
-transaction ends up with exactly one score row and at most one alert.
+transaction ends up with exactly one score row and at most one alert per run.
+
+A source scored again on purpose (a new model, a new threshold) gives the analysts one open
+alert per transaction, the newest run's: in the transaction that opens a chunk's alerts, the
+open alerts of the same transactions from earlier runs over the same source become
+``superseded`` (alerts the analysts already reviewed keep their status). Scoring one source with
+one model is exclusive: a second ``seqemb score`` of them while one runs (or a second resume of
+a run) stops with :class:`~embeddings.errors.BusyError`.
 
 Speed: the source is read and checked once; a chunk's rows are gathered with one vectorised
 index, scored by :meth:`FraudModel.score_frame` (features + autoencoder) and written through the
@@ -51,7 +58,7 @@ from embeddings.checks import check_int, check_number
 from embeddings.errors import DataError
 from embeddings.files import check_output_dir
 from embeddings.model import EmbeddingModel
-from embeddings.sources import Source, describe_source
+from embeddings.sources import Source, describe_source, source_identity
 from embeddings.store import Store
 from embeddings.store.runs import JobResult
 from fraud.config import (
@@ -130,12 +137,18 @@ def score_batch(
     config = {
         "model_path": None if model_path is None else str(model_path),
         "alert_threshold": float(alert_threshold),
-        "source": describe_source(source, table=table, query=query),
+        "source": source_identity(source, table=table, query=query) or describe_source(source),
         "since": None if since is None else since.isoformat(),
     }
     # Read and check everything before the run is recorded: bad input leaves nothing behind.
     transactions = model.read(source, table=table, query=query)  # sorted by (entity, ts)
-    with store.run(SCORE_KIND, config, resume=run_id, resume_keys=_SCORE_RESUME_KEYS) as run:
+    # A frame has no name to tell one source from another: it neither locks nor supersedes.
+    named = not isinstance(source, pl.DataFrame)
+    lock = None
+    if named and model_path is not None:
+        lock = f"seqemb score of {config['source']} with model {os.path.abspath(model_path)}"
+    with store.run(SCORE_KIND, config, resume=run_id, resume_keys=_SCORE_RESUME_KEYS, lock=lock) as run:
+        earlier = _earlier_runs(store, run.id, config["source"]) if named else []
         entity = transactions["entity"]
         starts = np.flatnonzero(entity.ne_missing(entity.shift(1)).to_numpy())
         offsets = np.append(starts, transactions.height).astype(np.int64)
@@ -154,7 +167,7 @@ def score_batch(
                     scored = scored.filter(pl.col("ts") >= since)
                 if pending is not None:
                     bar.update(pending.result())  # a failed write raises here
-                pending = writer.submit(_write_chunk, store, run.id, scored, float(alert_threshold))
+                pending = writer.submit(_write_chunk, store, run.id, scored, float(alert_threshold), earlier)
             if pending is not None:
                 bar.update(pending.result())
         run.log_metrics(
@@ -238,8 +251,9 @@ def _entity_rows(offsets: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     return np.arange(ends[-1] if ends.size else 0, dtype=np.int64) + np.repeat(offsets[chosen] - (ends - sizes), sizes)
 
 
-def _write_chunk(store: Store, run_id: str, scored: pl.DataFrame, threshold: float) -> int:
-    """The chunk's alerts and scores in one transaction (see the module doc); return its transaction count."""
+def _write_chunk(store: Store, run_id: str, scored: pl.DataFrame, threshold: float, earlier: list[str]) -> int:
+    """The chunk's alerts and scores in one transaction, superseding the open alerts ``earlier``
+    runs raised on the same transactions (see the module doc); return its transaction count."""
     scores = scored.select(
         pl.lit(run_id).alias("run_id"),
         pl.col("txn_id").cast(pl.String),
@@ -255,8 +269,22 @@ def _write_chunk(store: Store, run_id: str, scored: pl.DataFrame, threshold: flo
         pl.lit(ALERT_KIND).alias("kind"),
         pl.lit("open").alias("status"),
     )
-    store.write_all([("alerts", alerts), ("fraud_scores", scores)], on_conflict="ignore")
+    updates = []
+    if earlier and alerts.height:
+        where = {"run_id": earlier, "txn_id": alerts["txn_id"], "status": "open"}
+        updates.append(("alerts", {"status": "superseded"}, where))
+    store.write_all([("alerts", alerts), ("fraud_scores", scores)], on_conflict="ignore", updates=updates)
     return scored.height
+
+
+def _earlier_runs(store: Store, run_id: str, source: str) -> list[str]:
+    """The score runs over ``source`` (as named in their config) started before ``run_id``."""
+    started = store.get_run(run_id)["started_at"]
+    return [
+        run["run_id"]
+        for run in store.runs(SCORE_KIND, limit=None)
+        if run["run_id"] != run_id and run["started_at"] < started and (run["config"] or {}).get("source") == source
+    ]
 
 
 def _fully_scored(

@@ -17,8 +17,9 @@ import uuid
 import polars as pl
 
 from embeddings.errors import ConfigError
+from embeddings.keys import id_problem
 from embeddings.store import Store
-from embeddings.store.schema import ID_LENGTH, utcnow
+from embeddings.store.schema import utcnow
 
 FRAUD = "fraud"
 GENUINE = "genuine"
@@ -68,8 +69,9 @@ def _id(name: str, value: object, required: bool) -> str | None:
     text = str(value).strip()
     if not text:
         raise ConfigError(f"{name} must not be empty")
-    if len(text) > ID_LENGTH:
-        raise ConfigError(f"{name} is {len(text)} characters long; at most {ID_LENGTH} are allowed")
+    problem = id_problem(text)
+    if problem is not None:
+        raise ConfigError(f"{name}: {problem}")
     return text
 
 

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from embeddings.data import bad_row, check_ids
 from embeddings.errors import DataError
 from embeddings.files import atomic_directory, format_tag, read_json, read_manifest
 from embeddings.sources import Source, describe_source, read_table
@@ -78,7 +79,8 @@ def read_scoring_transactions(
     column and the row.
     """
     name = describe_source(source, table=table, query=query)
-    raw = read_table(source, table=table, query=query)
+    text = [*schema.id_columns(), *([] if transaction_id is None else [transaction_id])]
+    raw = read_table(source, table=table, query=query, text_columns=text)
     try:
         frame = read_transactions(raw, schema)
     except DataError as exc:  # name the caller's source, not the in-memory frame
@@ -90,18 +92,11 @@ def read_scoring_transactions(
         return frame.with_columns(txn_id=pl.col("row").cast(pl.String))
     if transaction_id not in raw.columns:
         raise DataError(f"{name}: missing column {transaction_id!r} (columns: {', '.join(raw.columns)})")
-    ids = raw[transaction_id]
-    if ids.null_count():
-        raise DataError(
-            f"{name}: column {transaction_id!r} row {int(ids.is_null().arg_max())} (0-based data row): missing value"
-        )
-    ids = ids.cast(pl.String)
+    ids = check_ids(name, transaction_id, raw[transaction_id]).cast(pl.String)
     repeated = ids.is_duplicated()
     if repeated.any():
         row = int(repeated.arg_max())
-        raise DataError(
-            f"{name}: column {transaction_id!r} row {row} (0-based data row): transaction id {ids[row]!r} is repeated"
-        )
+        raise bad_row(name, transaction_id, row, f"transaction id {ids[row]!r} is repeated")
     return frame.with_columns(txn_id=ids.gather(frame["row"]))
 
 

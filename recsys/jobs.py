@@ -120,13 +120,18 @@ def recommend_batch(
     popularity fallback rows of ``recommend_users``. Repeated ids are scored once. ``run_id``
     resumes that run: ``k``, ``exclude_seen`` and (when both name one) ``model_path`` must match,
     and users with rows in it already are skipped. The run's metrics count users and rows; a
-    failure marks it failed and leaves the finished chunks in place for the resume.
+    failure marks it failed and leaves the finished chunks in place for the resume. With a
+    ``model_path`` the job is exclusive: a second batch of that model while one runs, or a second
+    resume of one run, raises :class:`~embeddings.errors.BusyError`.
     """
     check_k(k)
     check_int("chunk_size", chunk_size)
     users = _unique_users(recommender.user_ids if user_ids is None else user_ids)
     config = {"model_path": None if model_path is None else str(model_path), "k": k, "exclude_seen": exclude_seen}
-    with store.run(RECOMMEND_KIND, {**config, "users": users.len()}, resume=run_id, resume_keys=_RESUME_KEYS) as run:
+    # One batch per model directory at a time: a second copy of the nightly job stops at once.
+    lock = None if model_path is None else f"seqemb recommend --batch with model {os.path.abspath(model_path)}"
+    config["users"] = users.len()
+    with store.run(RECOMMEND_KIND, config, resume=run_id, resume_keys=_RESUME_KEYS, lock=lock) as run:
         run.log_metrics({"users": users.len()})
         todo = users.filter(~users.cast(pl.String).is_in(users_written(store, run.id).implode()))
         with run.progress(users.len(), done=users.len() - todo.len(), unit="user", enabled=progress) as bar:

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from embeddings.errors import NotFoundError, SeqembError
-from embeddings.store.schema import ID_LENGTH
+from embeddings.keys import ID_LENGTH
 from recsys.config import MAX_K
 from recsys.recommender import Recommendations, Recommender
 

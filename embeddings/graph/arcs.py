@@ -20,7 +20,7 @@ def read_nodes(nodes: Any, node_column: str, type_column: str) -> tuple[pl.Serie
     """Node ids (checked unique) and their types from a list, a Series or a node table."""
     if isinstance(nodes, (str, pl.DataFrame)) or hasattr(nodes, "__fspath__"):
         name = describe_source(nodes)
-        frame = read_table(nodes)
+        frame = read_table(nodes, text_columns=(node_column,))
         if frame.height == 0:
             raise DataError(f"{name}: no rows")
         if node_column not in frame.columns:

@@ -192,7 +192,7 @@ class Graph:
     ) -> tuple[Graph, GraphReport]:
         """Build from an edge table (a path, a SQL URL with ``table=``/``query=``, or a DataFrame).
 
-        Columns ``src`` and ``dst`` hold integer or string node ids; ``weight`` (optional)
+        Columns ``src`` and ``dst`` hold integer or string node ids (text when read from CSV, unless ``nodes`` are integers); ``weight`` (optional)
         non-negative numbers. ``nodes`` lists every node, isolated ones included: a list or
         Series of ids, or a table whose ``node_column`` holds the ids and whose
         ``type_column``, when present, types them. Without ``nodes`` the graph's nodes are the
@@ -202,8 +202,10 @@ class Graph:
         if unknown not in UNKNOWN_POLICIES:
             raise ConfigError(f"unknown must be 'error' or 'drop', got {unknown!r}")
         name = describe_source(source, table=table, query=query)
-        frame = read_table(source, table=table, query=query)
         node_ids, node_types = (None, None) if nodes is None else read_nodes(nodes, node_column, type_column)
+        # CSV ids are text (leading zeros kept) unless the given nodes say they are integers.
+        text = () if node_ids is not None and node_ids.dtype.is_integer() else (src, dst)
+        frame = read_table(source, table=table, query=query, text_columns=text)
         return _from_frame(name, frame, src, dst, weight, directed, node_ids, node_types, unknown)
 
     @classmethod

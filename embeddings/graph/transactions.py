@@ -85,7 +85,7 @@ def _card_merchant_edges(
 ) -> tuple[str, pl.DataFrame]:
     """One row per (card, merchant) pair: prefixed ids and the summed weight (or transaction count)."""
     name = describe_source(transactions, table=table, query=query)
-    frame = read_table(transactions, table=table, query=query)
+    frame = read_table(transactions, table=table, query=query, text_columns=(card, merchant))
     missing = [c for c in (card, merchant, weight) if c is not None and c not in frame.columns]
     if missing:
         raise DataError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(frame.columns)})")

@@ -7,26 +7,42 @@ metrics as it goes, marks the run failed on any exception (interrupts included) 
 when it ends. :meth:`RunHandle.save_model` writes the run's model directory, and every job
 returns a :class:`JobResult`. Config and metrics are stored as JSON (numpy values become
 numbers, NaN and infinities null).
+
+A running run records its owner process and beats a heartbeat every
+:data:`~embeddings.store.owner.HEARTBEAT_SECONDS`. A run whose process died (SIGKILL, power loss)
+reads as ``interrupted``; the next job to start marks it so in the store and removes the
+temporary model directories dead processes left. ``store.run(..., lock=description)`` makes a
+job exclusive: at most one running run per description (a unique index over running runs), so
+a second copy of a nightly job, or a second resume of one run, stops with :class:`BusyError`;
+a lock whose owner died is taken over, with a warning.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import logging
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 from tqdm.auto import tqdm
 
-from embeddings.errors import ConfigError, NotFoundError
+from embeddings.errors import BusyError, ConfigError, NotFoundError
+from embeddings.files import sweep_temporaries
 from embeddings.settings import models_dir
 from embeddings.store.frames import jsonable
+from embeddings.store.owner import HEARTBEAT_SECONDS, Owner, is_alive, this_process
 from embeddings.store.schema import runs as runs_table
 from embeddings.store.schema import utcnow
+
+log = logging.getLogger(__name__)
 
 M = TypeVar("M")
 
@@ -116,11 +132,15 @@ class RunRecords:
         *,
         parent_run_id: str | None = None,
         notes: str | None = None,
+        lock: str | None = None,
     ) -> str:
-        """Record a run of ``kind`` with status ``running``; return its new UUID.
+        """Record a run of ``kind`` with status ``running``, owned by this process; return its new UUID.
 
         ``config`` is a dict or dataclass; it is stored as JSON (numpy values become numbers,
-        NaN and infinities become null, other objects their text).
+        NaN and infinities become null, other objects their text). ``lock`` (a description of
+        the job, e.g. its kind, source and model) admits one running run per description: while
+        a live run holds it, :class:`BusyError`; a dead holder's run is marked interrupted and
+        the lock taken over.
         """
         if parent_run_id is not None:
             self.get_run(parent_run_id)
@@ -134,10 +154,40 @@ class RunRecords:
             "started_at": utcnow(),
             "parent_run_id": parent_run_id,
             "notes": notes,
+            "lock_key": None if lock is None else lock_key(lock),
+            **_owned_now(),
         }
+        try:
+            self._insert_run(values)
+        except IntegrityError:
+            if lock is None:
+                raise
+            self._take_over(values["lock_key"], lock)
+            self._insert_run(values)
+        return run_id
+
+    def _insert_run(self, values: Mapping[str, Any]) -> None:
         with self.engine.begin() as conn:
             conn.execute(insert(runs_table).values(values))
-        return run_id
+
+    def _take_over(self, key: str, lock: str) -> None:
+        """Free the lock ``key`` from a dead holder, or raise :class:`BusyError` naming the live one."""
+        with self.engine.connect() as conn:
+            holder = conn.execute(
+                select(runs_table).where(runs_table.c.lock_key == key, runs_table.c.status == "running")
+            ).first()
+        if holder is None:  # the holder finished meanwhile
+            return
+        holder = dict(holder._mapping)
+        if _alive(holder):
+            raise BusyError(
+                f"{lock} is already running as run {holder['run_id']} ({_owner(holder)}, started "
+                f"{holder['started_at']:%Y-%m-%d %H:%M:%S} UTC); wait for it to finish"
+            )
+        self._mark_interrupted(holder)
+        log.warning(
+            "run %s (%s) was interrupted: %s is gone; taking over its lock", holder["run_id"], lock, _owner(holder)
+        )
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, Any]) -> None:
         """Merge ``metrics`` into the stored metrics of ``run_id`` (later values win)."""
@@ -166,8 +216,10 @@ class RunRecords:
         self._update_run(run_id, metrics=metrics, artifact_path=artifact_path, status="failed", error=error)
 
     def reopen_run(self, run_id: str, kind: str, config: Mapping[str, Any]) -> None:
-        """Mark ``run_id`` (a ``kind`` run) running again to resume it; every setting in ``config``
-        that both it and the stored run name must match, else :class:`ConfigError`."""
+        """Mark ``run_id`` (a ``kind`` run) running again, owned by this process, to resume it;
+        every setting in ``config`` that both it and the stored run name must match, else
+        :class:`ConfigError`. A run still running in a live process cannot be resumed
+        (:class:`BusyError`); one whose process died is taken over."""
         run = self.get_run(run_id)
         if run["kind"] != kind:
             raise ConfigError(f"run {run_id} is a {run['kind']!r} run, not a {kind!r} run; it cannot be resumed here")
@@ -177,9 +229,21 @@ class RunRecords:
                 raise ConfigError(
                     f"run {run_id} was started with {key}={stored.get(key)!r}; resume it with the same {key}"
                 )
-        reopened = {"status": "running", "finished_at": None, "error": None}
-        with self.engine.begin() as conn:
-            conn.execute(update(runs_table).where(runs_table.c.run_id == run_id).values(reopened))
+        reopened = {"status": "running", "finished_at": None, "error": None, **_owned_now()}
+        # Compare and set: of two resumes at once, only one finds the run free.
+        free = runs_table.c.status != "running"
+        if run["status"] == "interrupted" and run["owner_pid"] is not None:
+            free = free | _same_owner(run)  # a dead process's run, still marked running in the store
+        try:
+            with self.engine.begin() as conn:
+                claimed = conn.execute(
+                    update(runs_table).where(runs_table.c.run_id == run_id, free).values(reopened)
+                ).rowcount
+        except IntegrityError:  # a fresh run holds the lock this run took
+            claimed = 0
+        if claimed != 1:
+            holder = self.get_run(run_id)
+            raise BusyError(f"run {run_id} is already running ({_owner(holder)}); it cannot be resumed twice at once")
 
     @contextmanager
     def run(
@@ -191,40 +255,69 @@ class RunRecords:
         resume_keys: Iterable[str] = (),
         parent_run_id: str | None = None,
         notes: str | None = None,
+        lock: str | None = None,
     ) -> Iterator[RunHandle]:
         """Record a run around a block: succeeded when it ends, failed (and re-raised) when it raises.
 
+        First the runs of dead processes are marked interrupted (:meth:`sweep_interrupted`).
         ``resume`` reopens that run instead of starting one: it must be a ``kind`` run whose stored
-        values of ``resume_keys`` match ``config``'s (see :meth:`reopen_run`). Interrupts
-        (``KeyboardInterrupt``) count as failures too.
+        values of ``resume_keys`` match ``config``'s (see :meth:`reopen_run`). ``lock`` makes the
+        job exclusive (see :meth:`start_run`). Interrupts (``KeyboardInterrupt``) count as
+        failures too. While the block runs, a thread beats the run's heartbeat.
         """
+        self.sweep_interrupted()
         if resume is None:
-            run_id = self.start_run(kind, config, parent_run_id=parent_run_id, notes=notes)
+            run_id = self.start_run(kind, config, parent_run_id=parent_run_id, notes=notes, lock=lock)
         else:
             wanted = jsonable(config) or {}
             self.reopen_run(resume, kind, {key: wanted.get(key) for key in resume_keys})
             run_id = resume
         handle = RunHandle(self, run_id, kind)
-        try:
-            yield handle
-        except BaseException as exc:
-            self.fail_run(handle.id, exc, artifact_path=handle.artifact_path)
-            raise
+        with _Heartbeat(self, run_id):
+            try:
+                yield handle
+            except BaseException as exc:
+                self.fail_run(handle.id, exc, artifact_path=handle.artifact_path)
+                raise
         self.finish_run(handle.id, artifact_path=handle.artifact_path)
 
+    def sweep_interrupted(self) -> list[str]:
+        """Mark every running run whose process is gone ``interrupted`` and remove the temporary
+        model directories that dead processes left in the models folder; return the run ids."""
+        with self.engine.connect() as conn:
+            found = conn.execute(select(runs_table).where(runs_table.c.status == "running"))
+            running = [dict(row._mapping) for row in found]
+        swept = [run["run_id"] for run in running if not _alive(run) and self._mark_interrupted(run)]
+        sweep_temporaries(models_dir())
+        return swept
+
+    def _mark_interrupted(self, run: Mapping[str, Any]) -> bool:
+        """Mark ``run`` interrupted if it is still running under the same (dead) owner."""
+        values = {"status": "interrupted", "finished_at": utcnow(), "error": f"interrupted: {_owner(run)} is gone"}
+        condition = and_(runs_table.c.run_id == run["run_id"], runs_table.c.status == "running", _same_owner(run))
+        with self.engine.begin() as conn:
+            return conn.execute(update(runs_table).where(condition).values(values)).rowcount == 1
+
+    def beat(self, run_id: str) -> None:
+        """Record that ``run_id``'s process (this one) is alive now."""
+        with self.engine.begin() as conn:
+            conn.execute(update(runs_table).where(runs_table.c.run_id == run_id).values(heartbeat_at=utcnow()))
+
     def get_run(self, run_id: str) -> dict[str, Any]:
-        """One run as a dict; ``config`` and ``metrics`` are decoded JSON."""
+        """One run as a dict; ``config`` and ``metrics`` are decoded JSON; a run stored as running
+        whose process is gone reads as ``interrupted``."""
         with self.engine.connect() as conn:
             row = conn.execute(select(runs_table).where(runs_table.c.run_id == run_id)).first()
         if row is None:
             raise NotFoundError(f"run {run_id!r} is not in the store at {self.url}")
-        return dict(row._mapping)
+        return _shown(row._mapping)
 
     def runs(
         self, kind: str | Sequence[str] | None = None, *, status: str | None = None, limit: int | None = 100
     ) -> list[dict[str, Any]]:
         """Runs as :meth:`get_run` returns them (``config`` and ``metrics`` decoded), newest first,
-        optionally of one ``kind`` (or any of several) and ``status``."""
+        optionally of one ``kind`` (or any of several) and stored ``status``; a run stored as
+        running whose process is gone is returned as ``interrupted``."""
         stmt = select(runs_table).order_by(runs_table.c.started_at.desc(), runs_table.c.run_id).limit(limit)
         if kind is not None:
             kinds = [kind] if isinstance(kind, str) else list(kind)
@@ -232,7 +325,7 @@ class RunRecords:
         if status is not None:
             stmt = stmt.where(runs_table.c.status == status)
         with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(stmt)]
+            return [_shown(row._mapping) for row in conn.execute(stmt)]
 
     def model_runs(self, kind: str | Sequence[str]) -> list[dict[str, Any]]:
         """Succeeded runs of ``kind`` (or any of several) whose model directory is on disk, newest first."""
@@ -269,3 +362,75 @@ class RunRecords:
             if status is not None:
                 values.update(status=status, finished_at=utcnow(), error=error)
             conn.execute(update(runs_table).where(runs_table.c.run_id == run_id).values(values))
+
+
+def lock_key(lock: str) -> str:
+    """The stored key of a lock description (a digest: descriptions name long paths and URLs)."""
+    return hashlib.sha256(lock.encode("utf-8")).hexdigest()
+
+
+def _owned_now() -> dict[str, Any]:
+    """Column values saying this process owns a run and is alive now."""
+    owner = this_process()
+    return {"owner_host": owner.host, "owner_pid": owner.pid, "owner_started": owner.started, "heartbeat_at": utcnow()}
+
+
+def _owner_of(run: Mapping[str, Any]) -> Owner | None:
+    if run.get("owner_pid") is None:
+        return None
+    return Owner(run["owner_host"], run["owner_pid"], run["owner_started"])
+
+
+def _owner(run: Mapping[str, Any]) -> str:
+    owner = _owner_of(run)
+    return "an unknown process" if owner is None else str(owner)
+
+
+def _alive(run: Mapping[str, Any]) -> bool:
+    owner = _owner_of(run)
+    return owner is None or is_alive(owner, run["heartbeat_at"], utcnow())
+
+
+def _same_owner(run: Mapping[str, Any]) -> Any:
+    """SQL condition: the stored run still has ``run``'s owner (compare and set against a takeover)."""
+    c = runs_table.c
+    return and_(
+        c.owner_host == run["owner_host"], c.owner_pid == run["owner_pid"], c.owner_started == run["owner_started"]
+    )
+
+
+def _shown(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored run as the store reports it: running in a dead process reads as interrupted."""
+    run = dict(row)
+    if run["status"] == "running" and not _alive(run):
+        run["status"] = "interrupted"
+    return run
+
+
+class _Heartbeat:
+    """A daemon thread that beats a run's heartbeat until the block ends (not for an in-memory
+    store, which dies with its process and shares one connection between threads)."""
+
+    def __init__(self, store: RunRecords, run_id: str) -> None:
+        self._store, self._run_id = store, run_id
+        self._stop = threading.Event()
+        database = store.engine.url.database or ""
+        in_memory = store.engine.dialect.name == "sqlite" and database in ("", ":memory:")
+        self._thread = None if in_memory else threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self._store.beat(self._run_id)
+            except OperationalError:  # the database is busy or away for a moment: beat next time
+                continue
+
+    def __enter__(self) -> _Heartbeat:
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()

@@ -45,9 +45,12 @@ from sqlalchemy import (
     Text,
 )
 
-ID_LENGTH = 128
-RUN_STATUSES = ("running", "succeeded", "failed")
-ALERT_STATUSES = ("open", "confirmed", "false_positive")
+from embeddings.keys import ID_LENGTH
+
+# "interrupted": the run's process died without finishing it (see embeddings.store.owner).
+RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
+# "superseded": a newer run scored the same transaction of the same source and holds its open alert.
+ALERT_STATUSES = ("open", "confirmed", "false_positive", "superseded")
 
 
 def utcnow() -> datetime:
@@ -84,7 +87,22 @@ runs = Table(
     Column("error", Text),
     Column("parent_run_id", String(36), ForeignKey("runs.run_id", ondelete="SET NULL")),
     Column("notes", Text),
+    # The process running the run (embeddings.store.owner) and its last sign of life.
+    Column("owner_host", String(255)),
+    Column("owner_pid", Integer),
+    Column("owner_started", Float),
+    Column("heartbeat_at", DateTime),
+    # What the run locks (a digest of job kind, source and model); None: no lock.
+    Column("lock_key", String(64)),
     Index("ix_runs_kind_started", "kind", "started_at"),
+)
+# One running run per lock: a second copy of a job cannot start, whatever the process.
+Index(
+    "ux_runs_running_lock",
+    runs.c.lock_key,
+    unique=True,
+    sqlite_where=runs.c.status == "running",
+    postgresql_where=runs.c.status == "running",
 )
 
 events = Table(

@@ -33,7 +33,7 @@ import polars as pl
 from sqlalchemy import JSON, Enum, Table, Text, cast, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Select, Update
 
 from embeddings.checks import check_int
 from embeddings.errors import ConfigError, DataError, first_line
@@ -129,14 +129,22 @@ class Store(RunRecords):
                 ) from exc
         return written
 
-    def write_all(self, frames: Sequence[tuple[str, pl.DataFrame]], *, on_conflict: OnConflict = "ignore") -> list[int]:
-        """Write each ``(table_name, frame)`` of ``frames`` in ONE transaction; return the rows
+    def write_all(
+        self,
+        frames: Sequence[tuple[str, pl.DataFrame]],
+        *,
+        on_conflict: OnConflict = "ignore",
+        updates: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]] = (),
+    ) -> list[int]:
+        """Write each ``(table_name, frame)`` of ``frames``, then apply each ``(table_name, values,
+        where)`` of ``updates`` (as :meth:`update` does), in ONE transaction; return the rows
         written per frame (counted as in :meth:`write`).
 
-        Every frame is checked before anything is written; then all their rows are committed
-        together, or none are (a crash or an error rolls the whole transaction back).
+        Every frame and update is checked before anything is written; then all their rows are
+        committed together, or none are (a crash or an error rolls the whole transaction back).
         """
         checked = [self._checked(name, frame, on_conflict) for name, frame in frames]
+        statements = [self._update_statement(name, values, where) for name, values, where in updates]
         written = []
         try:
             with self.engine.begin() as conn:
@@ -144,8 +152,10 @@ class Store(RunRecords):
                     written.append(
                         self._write_chunk(conn, table, frame, on_conflict == "update") if frame.height else 0
                     )
+                for statement in statements:
+                    conn.execute(statement)
         except IntegrityError as exc:
-            table, frame = checked[len(written)]
+            table, frame = checked[min(len(written), len(checked) - 1)]
             raise DataError(f"table '{table.name}' rows 0-{frame.height - 1}: {first_line(exc.orig)}") from exc
         return written
 
@@ -163,6 +173,15 @@ class Store(RunRecords):
 
         A table with an ``updated_at`` column gets it set to now unless ``values`` names it.
         """
+        statement = self._update_statement(table_name, values, where)
+        try:
+            with self.engine.begin() as conn:
+                return conn.execute(statement).rowcount
+        except IntegrityError as exc:
+            raise DataError(f"table '{table_name}' update: {first_line(exc.orig)}") from exc
+
+    def _update_statement(self, table_name: str, values: Mapping[str, Any], where: Mapping[str, Any]) -> Update:
+        """The checked UPDATE of :meth:`update` (values bound, allowed values of enum columns checked)."""
         table = self.table(table_name)
         assignments = {
             table_column(table, name).name: bind_value(table.c[name], value) for name, value in values.items()
@@ -176,11 +195,7 @@ class Store(RunRecords):
                 raise DataError(f"table '{table.name}' column '{name}': {value!r} is not one of {allowed}")
         if "updated_at" in table.c and "updated_at" not in assignments:
             assignments["updated_at"] = utcnow()
-        try:
-            with self.engine.begin() as conn:
-                return conn.execute(update(table).where(*conditions(table, where)).values(assignments)).rowcount
-        except IntegrityError as exc:
-            raise DataError(f"table '{table.name}' update: {first_line(exc.orig)}") from exc
+        return update(table).where(*conditions(table, where)).values(assignments)
 
     def _write_chunk(self, conn: Connection, table: Table, chunk: pl.DataFrame, replace: bool) -> int:
         return write_rows(conn, table, chunk, replace, self._upsert_insert)

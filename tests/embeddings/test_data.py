@@ -232,6 +232,35 @@ def test_bad_values_name_column_and_row(column, values, message):
         read_events(frame, SCHEMA)
 
 
+def test_csv_ids_are_text_so_leading_zeros_stay_distinct(tmp_path):
+    path = _csv(tmp_path, "user,item\n007,0081\n007,81\n7,081\n")
+    events, report = read_events(path, EventSchema("user", "item"))
+    assert events.rows() == [("007", "0081"), ("007", "81"), ("7", "081")]
+    assert (report.entities, report.items) == (2, 3)
+    asked, report = read_events(path, EventSchema("user", "item", integer_ids=True))
+    assert asked.rows() == [(7, 81), (7, 81), (7, 81)] and report.items == 1
+    path.write_text("user,item\n1,2\n1,x2\n")
+    with _raises(DataError, f"{path}: column 'item' row 1 (0-based data row): 'x2' is not an integer id"):
+        read_events(path, EventSchema("user", "item", integer_ids=True))
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        ("x" * 129, "id is 129 characters long; ids have at most 128"),
+        ("a\x00b", "id holds a NUL, newline or carriage-return character"),
+        ("a\nb", "id holds a NUL, newline or carriage-return character"),
+    ],
+)
+def test_ids_the_store_cannot_keep_are_refused_when_read(tmp_path, bad, problem):
+    frame = pl.DataFrame({"user": ["u", "u", "v"], "item": ["a", bad, "c"]})
+    path = tmp_path / "events.parquet"
+    frame.write_parquet(path)
+    with _raises(DataError, f"{path}: column 'item' row 1 (0-based data row): {problem}"):
+        read_events(path, EventSchema("user", "item"))
+    assert read_events(frame.with_columns(item=pl.lit("x" * 128)), EventSchema("user", "item"))[1].items == 1
+
+
 def test_timestamp_types_and_ids_are_normalised():
     moments = [datetime(2024, 3, 1, 12), datetime(2024, 3, 2)]
     frames = {

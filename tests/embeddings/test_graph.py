@@ -92,6 +92,9 @@ def test_node_table_gives_types_and_isolated_nodes(tmp_path):
     with pytest.raises(DataError, match=f"^{re.escape(message)}$"):
         Graph.from_edges(path, src="from", dst="to", nodes=duplicated)
     with pytest.raises(DataError, match="the edges hold Int64 ids but the nodes are String"):
+        Graph.from_edges(pl.read_csv(path), src="from", dst="to", nodes=["a", "b"])
+    # From CSV the ids are text, so text nodes that do not name them are unknown nodes.
+    with pytest.raises(DataError, match="row 0 \\(0-based data row\\): node '10' is not in the node list"):
         Graph.from_edges(path, src="from", dst="to", nodes=["a", "b"])
 
 

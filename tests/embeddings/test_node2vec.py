@@ -103,7 +103,7 @@ def test_run_records_a_model_that_loads_in_one_call(tmp_path):
     assert loaded.embeddings.keys == model.embeddings.keys
     np.testing.assert_array_equal(loaded.embeddings.vectors, model.embeddings.vectors)
     assert loaded.config["config"]["q"] == 1.0
-    assert loaded.similar(0, 3) == model.similar(0, 3)
+    assert loaded.similar("0", 3) == model.similar("0", 3)  # ids read from CSV are text
     assert store.count("vectors", where={"run_id": run_id}) == 34
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import sys
 import time
 from pathlib import Path
@@ -149,7 +150,7 @@ def test_a_job_killed_by_sigkill_resumes_and_scores_every_transaction_once(
     written = store.count("fraud_scores")
     assert 0 < written < world.transactions.height
     (run_id,) = [run["run_id"] for run in store.runs("score")]
-    assert store.get_run(run_id)["status"] == "running"  # killed: nothing marked it failed
+    assert store.get_run(run_id)["status"] == "interrupted"  # killed: its process is gone
     # A chunk (whole entities, scores and alerts) is one transaction: each card is either fully
     # scored or not at all, and the alerts stored are exactly the stored scores over the threshold.
     per_card = store.read("fraud_scores").group_by("card_id").len()
@@ -224,3 +225,59 @@ def test_cli_train_fraud_then_score(world, tmp_path: Path) -> None:
     assert bad.exit_code != 0
     assert isinstance(bad.exception, DataError)
     assert str(bad.exception).startswith(f"{csv}: missing column 'customer'")
+
+
+def test_a_second_score_of_the_same_source_and_model_while_one_runs_exits_2(
+    model_path: Path, parquet: Path, tmp_path: Path, monkeypatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    args = ["score", str(parquet), "--model", str(model_path), "--db", url]
+    started, release = threading.Event(), threading.Event()
+    score_frame = FraudModel.score_frame
+
+    def held(self, frame):  # the first job waits inside its first chunk until the second has tried
+        started.set()
+        release.wait(60)
+        return score_frame(self, frame)
+
+    monkeypatch.setattr(FraudModel, "score_frame", held)
+    first = threading.Thread(target=lambda: CliRunner().invoke(app, args))
+    first.start()
+    try:
+        assert started.wait(60)
+        second = subprocess.run(
+            [sys.executable, "-c", "from ui.cli import main; main()", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        release.set()
+        first.join()
+    (line,) = second.stderr.strip().splitlines()
+    assert second.returncode == 2 and line.startswith(f"error: seqemb score of {parquet} with model "), second.stderr
+    assert "is already running as run" in line
+    store = Store(url)
+    assert [run["status"] for run in store.runs("score")] == ["succeeded"]
+
+
+def test_scoring_a_source_again_leaves_one_open_alert_per_transaction_the_newest_runs(
+    world, model_path: Path, parquet: Path
+) -> None:
+    store = Store()
+    model = FraudModel.load(model_path)
+    old = score_batch(store, model, parquet, alert_threshold=THRESHOLD, model_path=model_path, progress=False).run_id
+    alerts = store.read("alerts", where={"run_id": old})
+    reviewed = alerts["alert_id"][0]
+    store.update("alerts", {"status": "confirmed"}, where={"alert_id": reviewed})
+    new = score_batch(store, model, parquet, alert_threshold=THRESHOLD, model_path=model_path, progress=False).run_id
+    other = score_batch(store, model, world.transactions, alert_threshold=THRESHOLD, progress=False).run_id
+
+    open_alerts = store.read("alerts", where={"status": "open", "run_id": [old, new]})
+    assert open_alerts["txn_id"].n_unique() == open_alerts.height == alerts.height
+    assert set(open_alerts["run_id"]) == {new}
+    older = store.read("alerts", where={"run_id": old})
+    assert dict(older.group_by("status").len().iter_rows()) == {"confirmed": 1, "superseded": alerts.height - 1}
+    # A frame has no name: its run's alerts neither supersede nor are superseded.
+    assert set(store.read("alerts", where={"run_id": other})["status"]) == {"open"}

@@ -18,6 +18,7 @@ from ui.cli.options import (
     DbOption,
     DeviceOption,
     IndexKind,
+    IntegerIdsOption,
     Mode,
     QueryOption,
     SeedOption,
@@ -39,6 +40,7 @@ def item2vec(
     timestamp: Annotated[Optional[str], typer.Option(help="Column of the event time (default: file order).")] = None,
     table: TableOption = None,
     query: QueryOption = None,
+    integer_ids: IntegerIdsOption = False,
     session_gap: Annotated[
         Optional[float], typer.Option(help="Minutes of inactivity that start a new session (default: none).")
     ] = _ITEM2VEC.session_gap_minutes,
@@ -67,7 +69,7 @@ def item2vec(
     from embeddings.data import EventSchema
 
     job = Item2VecJob(
-        schema=EventSchema(entity=entity, item=item, timestamp=timestamp),
+        schema=EventSchema(entity=entity, item=item, timestamp=timestamp, integer_ids=integer_ids),
         session_gap_minutes=session_gap,
         min_count=min_count,
         min_length=min_length,

@@ -27,6 +27,7 @@ from fraud.config import (
 from ui.cli.options import (
     DbOption,
     DeviceOption,
+    IntegerIdsOption,
     QueryOption,
     SeedOption,
     SourceArgument,
@@ -47,6 +48,7 @@ def train_fraud(
     source: SourceArgument,
     table: TableOption = None,
     query: QueryOption = None,
+    integer_ids: IntegerIdsOption = False,
     entity: Annotated[str, typer.Option(help="Column of the card or customer id.")] = _COLUMNS.entity,
     counterparty: Annotated[str, typer.Option(help="Column of the merchant or terminal id.")] = _COLUMNS.counterparty,
     amount: Annotated[str, typer.Option(help="Column of the amount.")] = _COLUMNS.amount,
@@ -77,7 +79,12 @@ def train_fraud(
 
     job = FraudJob(
         schema=TransactionSchema(
-            entity=entity, counterparty=counterparty, amount=amount, timestamp=time_column, label=label
+            entity=entity,
+            counterparty=counterparty,
+            amount=amount,
+            timestamp=time_column,
+            label=label,
+            integer_ids=integer_ids,
         ),
         config=FraudModelConfig(
             autoencoder=dataclasses.replace(_AE, epochs=epochs, window=window, seed=seed, device=device),

@@ -24,6 +24,10 @@ TableOption = Annotated[Optional[str], typer.Option(help="Table to read when SOU
 QueryOption = Annotated[Optional[str], typer.Option(help="SQL query to read when SOURCE is a URL.")]
 SeedOption = Annotated[int, typer.Option(min=0, help="Random seed.")]
 DeviceOption = Annotated[str, typer.Option(help="auto (CUDA when visible), cpu or cuda.")]
+IntegerIdsOption = Annotated[
+    bool,
+    typer.Option(help="The id columns hold integers (default: CSV ids are read as text, so 0081 and 81 differ)."),
+]
 WorkersOption = Annotated[int, typer.Option(min=0, help="Threads (0 = every core).")]
 
 

@@ -16,6 +16,7 @@ from recsys.config import DEFAULT_K, MAX_K, RECOMMENDER_KIND, RecommenderConfig
 from ui.cli.options import (
     DbOption,
     DeviceOption,
+    IntegerIdsOption,
     QueryOption,
     SeedOption,
     SourceArgument,
@@ -36,6 +37,7 @@ def train_recommender(
     ] = None,
     table: TableOption = None,
     query: QueryOption = None,
+    integer_ids: IntegerIdsOption = False,
     item_attributes: Annotated[
         Optional[Path],
         typer.Option(help="CSV / Parquet of item attributes: the --item column, then e.g. category, price."),
@@ -80,7 +82,7 @@ def train_recommender(
         neumf=config.neumf if rerank else None,
     )
     job = RecommenderJob(
-        schema=EventSchema(entity=user, item=item, timestamp=time_column),
+        schema=EventSchema(entity=user, item=item, timestamp=time_column, integer_ids=integer_ids),
         attributes=str(item_attributes) if item_attributes is not None else None,
         item_vectors=str(item_vectors) if item_vectors is not None else None,
         config=config,

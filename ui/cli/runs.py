@@ -21,4 +21,4 @@ def runs(
     for run in Store(db).runs(kind, limit=limit):
         started = run["started_at"].strftime("%Y-%m-%d %H:%M:%S")
         metrics = json.dumps(run["metrics"]) if run["metrics"] else ""
-        typer.echo(f"{started}  {run['status']:<9}  {run['kind']:<10}  {run['run_id']}  {metrics}")
+        typer.echo(f"{started}  {run['status']:<11}  {run['kind']:<10}  {run['run_id']}  {metrics}")

@@ -12,7 +12,7 @@ import pandas as pd
 import polars as pl
 
 from embeddings.errors import ConfigError, SeqembError
-from embeddings.store.schema import ID_LENGTH
+from embeddings.keys import id_problem
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,10 +44,11 @@ def plot_frame(frame: pl.DataFrame) -> pd.DataFrame:
 
 
 def clean_id(text: str | None, name: str) -> str:
-    """An id typed by an analyst: stripped, non-empty, at most 128 characters (else a seqemb ConfigError)."""
+    """An id typed by an analyst: stripped, non-empty, a valid id (else a seqemb ConfigError)."""
     value = (text or "").strip()
     if not value:
         raise ConfigError(f"{name}: type an id first")
-    if len(value) > ID_LENGTH:
-        raise ConfigError(f"{name}: {len(value)} characters; ids have at most {ID_LENGTH}")
+    problem = id_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{name}: {problem}")
     return value
