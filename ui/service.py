@@ -10,16 +10,28 @@
 
 Ids travel as text; the Recommender matches the text of an integer key to the key.
 Bad input never gives a 500: a malformed parameter or body is a 422 whose ``detail`` is one line
-naming the parameter (``errors`` lists every problem), an unknown item in ``/similar`` is a 404,
-and any other seqemb error is a 4xx carrying its one-line message. The OpenAPI schema is at
-``/openapi.json`` and browsable at ``/docs``.
+naming the parameter (``errors`` lists every problem, quoting at most a short prefix of a bad
+value), an unknown item in ``/similar`` is a 404, and any other seqemb error is a 4xx carrying its
+one-line message. The OpenAPI schema is at ``/openapi.json`` and browsable at ``/docs``.
+
+Under load (:mod:`ui.request_guard`): at most ``max_in_flight`` model requests at once, one more
+gets 503 with ``Retry-After`` at once; over-long URLs get 414 and big bodies 413; ``/health`` is
+answered on the event loop, never waiting for the model's threads. Model requests run on
+``threads`` threads per worker process, each torch call on one intra-op thread (several requests
+at once use the cores better than one request's small matrices can). With an ``api_key``, every
+endpoint but ``/health`` and the docs needs it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import anyio.to_thread
+import torch
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -30,8 +42,17 @@ from embeddings.errors import NotFoundError, SeqembError
 from embeddings.keys import ID_LENGTH
 from recsys.config import MAX_K
 from recsys.recommender import Recommendations, Recommender
+from ui.request_guard import RequestGuard
 
 MAX_SESSION_ITEMS = 1000
+# A full session (1000 ids of 128 characters, quoted) fits; anything much bigger is not a request.
+MAX_BODY_BYTES = 256 * 1024
+MAX_URL_BYTES = 8 * 1024
+# Characters of a bad value a 422 quotes back.
+QUOTED_PREFIX = 64
+DEFAULT_THREADS = 1
+# The environment variable carrying create_app's settings to uvicorn's worker processes.
+SETTINGS_VARIABLE = "SEQEMB_SERVE_SETTINGS"
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_LENGTH)]
 K = Annotated[int, Query(ge=1, le=MAX_K, description=f"How many items to return (1 to {MAX_K}).")]
@@ -72,8 +93,9 @@ class SessionRequest(BaseModel):
     item_ids: list[Id] = Field(
         min_length=1, max_length=MAX_SESSION_ITEMS, description="Item ids in time order, oldest first."
     )
-    k: int = Field(10, ge=1, le=MAX_K, description=f"How many items to return (1 to {MAX_K}).")
-    exclude_seen: bool = Field(True, description="Leave the session's own items out of the list.")
+    # strict: JSON true is not the integer 1, nor "no" a boolean.
+    k: int = Field(10, ge=1, le=MAX_K, strict=True, description=f"How many items to return (1 to {MAX_K}).")
+    exclude_seen: bool = Field(True, strict=True, description="Leave the session's own items out of the list.")
 
 
 class ErrorBody(BaseModel):
@@ -82,13 +104,39 @@ class ErrorBody(BaseModel):
     detail: str = Field(description="One line: what is wrong and where.")
 
 
-def create_app(model_path: str | os.PathLike) -> FastAPI:
-    """The FastAPI app serving the recommender saved in ``model_path`` (loaded here, once)."""
+def create_app(
+    model_path: str | os.PathLike,
+    *,
+    threads: int = DEFAULT_THREADS,
+    max_in_flight: int | None = None,
+    api_key: str | None = None,
+) -> FastAPI:
+    """The FastAPI app serving the recommender saved in ``model_path`` (loaded here, once).
+
+    ``threads`` model requests run at once; ``max_in_flight`` (default twice ``threads``) are
+    admitted, the others get 503 at once. ``api_key``: required of every request but
+    ``/health`` and the docs.
+    """
     recommender = Recommender.load(model_path)
+    torch.set_num_threads(1)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
     app = FastAPI(
         title="seqemb recommendations",
         description="Top-k recommendations for users and sessions, and similar items, from one trained seqemb model.",
         version="1",
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        RequestGuard,
+        max_in_flight=max_in_flight or 2 * threads,
+        max_body_bytes=MAX_BODY_BYTES,
+        max_url_bytes=MAX_URL_BYTES,
+        api_key=api_key,
     )
     app.state.recommender = recommender
     app.state.model_path = str(model_path)
@@ -97,7 +145,8 @@ def create_app(model_path: str | os.PathLike) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
         # Echoed input may be undecodable bytes and ctx may hold exceptions: both become text.
-        problems = jsonable_encoder(exc.errors(), custom_encoder={bytes: _text, BaseException: str})
+        problems = [_shortened(p) for p in exc.errors()]
+        problems = jsonable_encoder(problems, custom_encoder={bytes: _text, BaseException: str})
         return JSONResponse(status_code=422, content={"detail": _one_line(problems), "errors": problems})
 
     @app.exception_handler(SeqembError)
@@ -106,7 +155,7 @@ def create_app(model_path: str | os.PathLike) -> FastAPI:
         return JSONResponse(status_code=status, content={"detail": str(exc)})
 
     @app.get("/health", summary="Service status and the model it serves")
-    def health() -> Health:
+    async def health() -> Health:  # async: answered on the event loop, not behind the model's threads
         return Health(
             status="ok", model_path=app.state.model_path, n_items=recommender.n_items, n_users=recommender.n_users
         )
@@ -132,6 +181,25 @@ def create_app(model_path: str | os.PathLike) -> FastAPI:
         return _listing(recommender.similar_items(item_id, k=k))
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """:func:`create_app` with the settings ``seqemb serve`` put in the environment (for uvicorn's
+    worker processes); the API key comes from ``SEQEMB_API_KEY``."""
+    settings = json.loads(os.environ[SETTINGS_VARIABLE])
+    return create_app(**settings, api_key=os.environ.get("SEQEMB_API_KEY") or None)
+
+
+def _shortened(problem: dict[str, Any]) -> dict[str, Any]:
+    """A validation problem quoting at most :data:`QUOTED_PREFIX` characters of the bad value."""
+    value = problem.get("input")
+    if isinstance(value, (str, bytes)) and len(value) > QUOTED_PREFIX:
+        return {**problem, "input": f"{value[:QUOTED_PREFIX]!s}... ({len(value)} long)"}
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, default=str)
+        if len(text) > QUOTED_PREFIX:
+            return {**problem, "input": f"{text[:QUOTED_PREFIX]}... ({len(text)} characters)"}
+    return problem
 
 
 def _listing(found: Recommendations) -> RecommendationList:

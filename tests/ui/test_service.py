@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -116,6 +120,13 @@ BAD_REQUESTS = [
         {"content": b'{"item_ids": [1,', "headers": {"content-type": "application/json"}},
         "body: not valid JSON at character 16 (Expecting value)",
     ),
+    (
+        "post",
+        "/recommend/session",
+        {"json": {"item_ids": ["i1"], "k": True}},
+        "body 'k': Input should be a valid integer",
+    ),
+    ("post", "/recommend/session", {"json": {"item_ids": ["i1"], "exclude_seen": "no"}}, "body 'exclude_seen'"),
     ("post", "/recommend/session", {"content": b"\xff\xfe\x00"}, "body"),
     ("post", "/recommend/session", {"content": b""}, "body"),
 ]
@@ -153,3 +164,78 @@ def test_openapi_schema_documents_the_endpoints(client: TestClient) -> None:
 def test_a_missing_model_fails_at_start_with_one_line(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="not a recommender directory"):
         create_app(tmp_path / "nothing")
+
+
+def test_a_422_quotes_only_a_short_prefix_of_the_bad_value(client: TestClient) -> None:
+    got = client.get("/similar", params={"item_id": "x" * 5000})
+    assert got.status_code == 422 and len(got.content) < 1000, len(got.content)
+    assert got.json()["errors"][0]["input"].startswith("x" * 64 + "... (5000 long)")
+
+
+def test_long_urls_big_bodies_and_missing_keys_are_refused_before_the_model(model_path: Path) -> None:
+    client = TestClient(create_app(model_path, api_key="s3cret"), raise_server_exceptions=False)
+    key = {"X-API-Key": "s3cret"}
+    assert client.get("/health").status_code == 200  # probes need no key
+    assert client.get("/recommend", params={"user_id": "1"}).status_code == 401
+    assert client.get("/recommend", params={"user_id": "1"}, headers={"X-API-Key": "wrong"}).status_code == 401
+    assert client.get("/recommend", params={"user_id": "1"}, headers=key).status_code == 200
+    assert (
+        client.get("/recommend", params={"user_id": "1"}, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    )
+    long_url = client.get("/similar", params={"item_id": "x" * 9000}, headers=key)
+    assert long_url.status_code == 414 and long_url.json()["detail"].startswith("URL of 90")
+    body = b'{"item_ids": ["' + b"i" * 300_000 + b'"]}'
+    big = client.post("/recommend/session", content=body, headers={**key, "content-type": "application/json"})
+    assert (big.status_code, big.json()) == (413, {"detail": "request body over 262144 bytes"})
+    streamed = client.post("/recommend/session", content=iter([body[:200_000], body[200_000:]]), headers=key)
+    assert streamed.status_code == 413  # no Content-Length: counted as it arrives
+
+
+def test_beyond_max_in_flight_a_request_gets_503_at_once_and_health_still_answers(model_path: Path) -> None:
+    app = create_app(model_path, threads=1, max_in_flight=1)
+    client = TestClient(app, raise_server_exceptions=False)
+    entered, release = threading.Event(), threading.Event()
+    recommend = app.state.recommender.recommend
+
+    def held(*args, **kwargs):
+        entered.set()
+        release.wait(30)
+        return recommend(*args, **kwargs)
+
+    app.state.recommender.recommend = held
+    first: list = []
+    worker = threading.Thread(target=lambda: first.append(client.get("/recommend", params={"user_id": "1"})))
+    worker.start()
+    try:
+        assert entered.wait(30)
+        refused = client.get("/recommend", params={"user_id": "2"})
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert client.get("/health").status_code == 200
+    finally:
+        release.set()
+        worker.join()
+        app.state.recommender.recommend = recommend
+    assert first[0].status_code == 200
+    assert client.get("/recommend", params={"user_id": "2"}).status_code == 200  # capacity is back
+
+
+def test_serve_on_all_interfaces_without_an_api_key_exits_with_one_line(model_path: Path) -> None:
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from ui.cli import main; main()",
+            "serve",
+            "--model",
+            str(model_path),
+            "--host",
+            "0.0.0.0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env={k: v for k, v in os.environ.items() if k != "SEQEMB_API_KEY"},
+        timeout=60,
+    )
+    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1, bad.stderr
+    assert bad.stderr.startswith("error: refusing to serve the recommendation service on 0.0.0.0 without an API key")

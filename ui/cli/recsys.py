@@ -155,20 +155,59 @@ def serve(
         Optional[Path],
         typer.Option(help="Recommender model directory (default: the newest `train-recommender` run's model)."),
     ] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on. Anything but a loopback address needs --api-key.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes, each with its own copy of the model.")
+    ] = 1,
+    threads: Annotated[int, typer.Option(min=1, max=64, help="Model requests handled at once per worker.")] = 1,
+    max_in_flight: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1, help="Requests admitted at once per worker; more get 503 at once (default: 2 x --threads)."
+        ),
+    ] = None,
+    api_key: Annotated[
+        Optional[str],
+        typer.Option(
+            envvar="SEQEMB_API_KEY", show_envvar=True, show_default=False, help="Key every request must send."
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Serve a recommender over HTTP (FastAPI): /recommend, /recommend/session, /similar, /health, /docs."""
+    import json
+    import os
+
     import uvicorn
 
     from embeddings.store import Store
-    from ui.service import create_app
+    from ui.exposure import refuse_exposure
+    from ui.service import MAX_URL_BYTES, SETTINGS_VARIABLE, create_app
 
+    refuse_exposure(
+        host, bool(api_key), "the recommendation service", "an API key: add --api-key KEY (or set SEQEMB_API_KEY)"
+    )
     path = model_path(Store(db) if model is None else None, model, RECOMMENDER_KIND, "seqemb train-recommender")
-    service = create_app(path)
-    typer.echo(f"serving {path} at http://{host}:{port} (API docs at /docs)")
-    uvicorn.run(service, host=host, port=port)
+    settings = {"model_path": str(path), "threads": threads, "max_in_flight": max_in_flight}
+    create_app(**settings, api_key=api_key)  # a bad model fails here, once, with one line
+    typer.echo(f"serving {path} at http://{host}:{port} (API docs at /docs); {workers} worker(s) x {threads} thread(s)")
+    os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
+    if api_key:
+        os.environ["SEQEMB_API_KEY"] = api_key
+    # h11 reads request lines up to this size, so an over-long URL reaches the guard (414), not a reset.
+    uvicorn.run(
+        "ui.service:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        http="h11",
+        h11_max_incomplete_event_size=4 * MAX_URL_BYTES,
+        log_level="warning",
+    )
 
 
 def _read_ids(path: Path) -> list[str]:

@@ -19,7 +19,6 @@ Serving (:func:`serve`) is safe by default:
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import os
 from collections.abc import Callable
 
@@ -29,9 +28,9 @@ from embeddings.errors import ConfigError
 from embeddings.store import Store
 from ui.dashboard import alerts, embeddings_tab, graph, overview, recommendations
 from ui.dashboard.models import Models
+from ui.exposure import refuse_exposure
 
 MAX_UPLOAD = "1mb"
-LOOPBACK_NAMES = ("localhost",)
 TITLE = "seqemb · analysts' dashboard"
 
 
@@ -64,23 +63,11 @@ def parse_auth(text: str | None) -> tuple[str, str] | None:
     return user.strip(), password
 
 
-def is_loopback(host: str) -> bool:
-    """True when ``host`` is only reachable from this machine (127.0.0.0/8, ::1, localhost)."""
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_exposure(host: str, auth: tuple[str, str] | None) -> None:
     """Refuse to serve on a non-loopback address without a login (ConfigError, one line)."""
-    if not is_loopback(host) and auth is None:
-        raise ConfigError(
-            f"refusing to serve the dashboard on {host} without a login: "
-            "add --auth user:password (or set SEQEMB_UI_AUTH), or keep the default --host 127.0.0.1"
-        )
+    refuse_exposure(
+        host, auth is not None, "the dashboard", "a login: add --auth user:password (or set SEQEMB_UI_AUTH)"
+    )
 
 
 def _checker(auth: tuple[str, str]) -> Callable[[str, str], bool]:
