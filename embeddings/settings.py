@@ -25,8 +25,9 @@ def default_db_url() -> str:
     return f"sqlite:///{seqemb_home() / 'seqemb.sqlite'}"
 
 
-def models_dir() -> Path:
-    """The directory under :func:`seqemb_home` where trained models are saved."""
+def models_dir(create: bool = True) -> Path:
+    """The directory under :func:`seqemb_home` where trained models are saved (made unless ``create`` is False)."""
     path = seqemb_home() / "models"
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path

@@ -155,10 +155,13 @@ def train_reranker(
     n = min(config.candidates, towers.n_tokens - 1)
     candidates, base = retrieve(towers, sessions, n, histories if config.exclude_seen else None)
     missing = ~(candidates == targets[:, None]).any(dim=1)
-    # Put a missed target in the last slot, with its true two-tower logit.
+    # Put a missed target in the last slot. Every target gets its true two-tower logit: in a small
+    # catalogue the top n reaches the excluded (history) items, so a target seen before can be
+    # among the candidates with a score of -inf.
     candidates[missing, -1] = targets[missing]
-    items = towers.item_vectors(targets[missing]).detach()
-    base[missing, -1] = (sessions[missing] * items).sum(-1) / towers.config.temperature
+    positions = (candidates == targets[:, None]).to(torch.uint8).argmax(dim=1)
+    rows = torch.arange(len(targets))
+    base[rows, positions] = (sessions * towers.item_vectors(targets).detach()).sum(-1) / towers.config.temperature
     return train_neumf(
         sessions,
         candidates,

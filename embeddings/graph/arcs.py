@@ -53,11 +53,11 @@ def edge_rows(
     """Check an edge table and map its ids to node rows: ``(src rows, dst rows, weights or None,
     node ids, edges dropped for naming an unknown node)``; without ``node_ids`` the nodes are the
     ids seen, sorted."""
+    if frame.height == 0:
+        raise DataError(f"{name}: no rows")
     missing = [c for c in (src, dst, weight) if c is not None and c not in frame.columns]
     if missing:
         raise DataError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(frame.columns)})")
-    if frame.height == 0:
-        raise DataError(f"{name}: no rows")
     s_ids, d_ids = check_ids(name, src, frame[src]), check_ids(name, dst, frame[dst])
     w = None if weight is None else check_weights(name, weight, frame[weight]).to_numpy()
     if s_ids.dtype != d_ids.dtype:

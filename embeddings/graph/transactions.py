@@ -86,11 +86,11 @@ def _card_merchant_edges(
     """One row per (card, merchant) pair: prefixed ids and the summed weight (or transaction count)."""
     name = describe_source(transactions, table=table, query=query)
     frame = read_table(transactions, table=table, query=query, text_columns=(card, merchant))
+    if frame.height == 0:
+        raise DataError(f"{name}: no rows")
     missing = [c for c in (card, merchant, weight) if c is not None and c not in frame.columns]
     if missing:
         raise DataError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(frame.columns)})")
-    if frame.height == 0:
-        raise DataError(f"{name}: no rows")
     columns = {
         "src": card_keys(check_ids(name, card, frame[card])),
         "dst": merchant_keys(check_ids(name, merchant, frame[merchant])),

@@ -288,7 +288,7 @@ class RunRecords:
             found = conn.execute(select(runs_table).where(runs_table.c.status == "running"))
             running = [dict(row._mapping) for row in found]
         swept = [run["run_id"] for run in running if not _alive(run) and self._mark_interrupted(run)]
-        sweep_temporaries(models_dir())
+        sweep_temporaries(models_dir(create=False))
         return swept
 
     def _mark_interrupted(self, run: Mapping[str, Any]) -> bool:

@@ -115,3 +115,25 @@ def test_save_and_load_give_identical_outputs(shop, tmp_path):
     assert loaded.similar_items(session[0], 5) == recommender.similar_items(session[0], 5)
     with pytest.raises(NotFoundError, match="not a recommender directory"):
         Recommender.load(tmp_path)
+
+
+@pytest.mark.parametrize("n_items", [7, 100])
+def test_a_small_catalogue_trains_with_the_reranker(n_items):
+    # Few items: the two-tower top n reaches the excluded history items, whose scores are -inf;
+    # a repeated target among them must still be a finite training case for NeuMF.
+    rng = np.random.default_rng(0)
+    events = pl.DataFrame(
+        {"user": np.repeat(np.arange(60), 8), "item": rng.integers(0, n_items, 480), "t": np.tile(np.arange(8), 60)}
+    )
+    config = RecommenderConfig(
+        encoder=EncoderConfig(dim=8, hidden=8),
+        fit=FitConfig(epochs=1),
+        tower=TowerConfig(dim=8),
+        tower_fit=FitConfig(epochs=1),
+        neumf=NeuMFConfig(dim=4, mlp=(8, 4), epochs=1),
+        device="cpu",
+    )
+    model = train_recommender(read_interactions(events, EventSchema("user", "item", "t")), config, progress=False)
+    found = model.recommend(0, 5)
+    assert len(found.items) == min(5, n_items - events.filter(pl.col("user") == 0)["item"].n_unique())
+    assert np.isfinite(found.scores).all()

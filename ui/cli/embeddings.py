@@ -37,7 +37,9 @@ def item2vec(
     source: SourceArgument,
     entity: Annotated[str, typer.Option(help="Column of the user, card or session id.")],
     item: Annotated[str, typer.Option(help="Column of the item id.")],
-    timestamp: Annotated[Optional[str], typer.Option(help="Column of the event time (default: file order).")] = None,
+    timestamp: Annotated[
+        Optional[str], typer.Option("--time", "--timestamp", help="Column of the event time (default: file order).")
+    ] = None,
     table: TableOption = None,
     query: QueryOption = None,
     integer_ids: IntegerIdsOption = False,
@@ -112,8 +114,12 @@ def node2vec(
     ] = Node2VecJob.transactions,
     table: Annotated[Optional[str], typer.Option(help="Table to read when EDGES is a URL.")] = None,
     query: Annotated[Optional[str], typer.Option(help="SQL query to read when EDGES is a URL.")] = None,
-    p: Annotated[float, typer.Option("-p", help="Return parameter (low = stay local).")] = _NODE2VEC.p,
-    q: Annotated[float, typer.Option("-q", help="In-out parameter (low = explore outward).")] = _NODE2VEC.q,
+    p: Annotated[
+        float, typer.Option("--return-p", "-p", help="Return parameter, > 0 (low = stay local).")
+    ] = _NODE2VEC.p,
+    q: Annotated[
+        float, typer.Option("--inout-q", "-q", help="In-out parameter, > 0 (low = explore outward).")
+    ] = _NODE2VEC.q,
     dim: Annotated[int, typer.Option(min=1, help="Vector dimension.")] = _NODE2VEC.sgns.dim,
     walk_length: Annotated[int, typer.Option(min=2, help="Nodes per walk.")] = _NODE2VEC.walk_length,
     walks_per_node: Annotated[int, typer.Option(min=1, help="Walks started at each node.")] = _NODE2VEC.walks_per_node,
@@ -152,7 +158,7 @@ def node2vec(
 
 def similar(
     key: Annotated[str, typer.Argument(help="The item (or merchant, node) to find neighbours of.")],
-    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="How many neighbours.")] = 10,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="How many neighbours.")] = 10,
     db: DbOption = None,
 ) -> None:
     """Print the nearest neighbours of KEY from the newest model that knows it."""

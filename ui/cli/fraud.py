@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from fraud.config import (
+    CLASSIFIERS,
     DEFAULT_ALERT_THRESHOLD,
     DEFAULT_CHUNK_ENTITIES,
     FRAUD_MODEL_KIND,
@@ -37,6 +39,7 @@ from ui.cli.options import (
 )
 
 _AE = AutoencoderConfig()
+Classifier = Enum("Classifier", {name: name for name in CLASSIFIERS}, type=str)
 _COLUMNS = TransactionSchema()
 _TRAIN_FRAUD = "seqemb train-fraud"
 FraudModelOption = Annotated[
@@ -167,7 +170,9 @@ def train_semi(
     table: TableOption = None,
     query: QueryOption = None,
     model: FraudModelOption = None,
-    classifier: Annotated[str, typer.Option(help="forest, boosted or logistic.")] = SemiConfig.classifier,
+    classifier: Annotated[Classifier, typer.Option(help="The model fitted to the labels.")] = Classifier(
+        SemiConfig.classifier
+    ),
     counterparty_labels: Annotated[
         bool,
         typer.Option(
@@ -186,7 +191,7 @@ def train_semi(
     path = model_path(store, model, FRAUD_MODEL_KIND, _TRAIN_FRAUD)
     job = SemiJob(
         fraud_model=str(path.resolve()),
-        config=SemiConfig(classifier=classifier, use_counterparty_labels=counterparty_labels),
+        config=SemiConfig(classifier=classifier.value, use_counterparty_labels=counterparty_labels),
     )
     result = run_train_semi(source, job, store=store, table=table, query=query, out=out)
     m = result.metrics

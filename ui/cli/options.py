@@ -23,7 +23,9 @@ SourceArgument = Annotated[str, typer.Argument(help="CSV / Parquet file, or a SQ
 TableOption = Annotated[Optional[str], typer.Option(help="Table to read when SOURCE is a URL.")]
 QueryOption = Annotated[Optional[str], typer.Option(help="SQL query to read when SOURCE is a URL.")]
 SeedOption = Annotated[int, typer.Option(min=0, help="Random seed.")]
-DeviceOption = Annotated[str, typer.Option(help="auto (CUDA when visible), cpu or cuda.")]
+DeviceOption = Annotated[
+    str, typer.Option(metavar="[auto|cpu|cuda|cuda:N]", help="Where to train: auto is CUDA when visible, else cpu.")
+]
 IntegerIdsOption = Annotated[
     bool,
     typer.Option(help="The id columns hold integers (default: CSV ids are read as text, so 0081 and 81 differ)."),

@@ -30,7 +30,7 @@ _RECSYS = RecommenderConfig()
 
 def train_recommender(
     source: SourceArgument,
-    user: Annotated[str, typer.Option(help="Column of the user id.")],
+    user: Annotated[str, typer.Option("--entity", "--user", help="Column of the user id.")],
     item: Annotated[str, typer.Option(help="Column of the item id.")],
     time_column: Annotated[
         Optional[str], typer.Option("--time", help="Column of the interaction time (default: file order).")
