@@ -20,6 +20,9 @@ neighbours in its own cluster, or a card's or merchant's in its own home region)
 its run's metrics; for the recommender, the share of recommended items in the user's
 planted taste clusters; for the fraud scores, the ROC-AUC of each planted kind of fraud
 against the genuine transactions and the share of alerts that are planted fraud.
+
+:func:`export_world` writes the world as the files the README's tour reads instead
+(``seqemb demo --export DIR``): nothing is trained and the store is not touched.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from time import perf_counter
 
 import numpy as np
@@ -34,6 +38,7 @@ import polars as pl
 
 from embeddings.data import EventSchema
 from embeddings.evaluate import neighbour_agreement
+from embeddings.files import atomic_output, check_output_dir
 from embeddings.graph import card_keys, merchant_keys
 from embeddings.graph.config import Node2VecConfig, Node2VecJob, paper_sgns
 from embeddings.jobs import run_item2vec, run_node2vec
@@ -70,6 +75,38 @@ class DemoResult:
     fraud: FraudModel
     fraud_run: str
     score_run: str
+
+
+# The tour's files: what each holds, from which frame of the world.
+TOUR_FILES = {
+    "clicks.parquet": "events: event_id, user_id, session_id, item_id, ts",
+    "items.csv": "item attributes: item_id, category, price",
+    "edges.csv": "card-merchant graph: a (card), b (merchant), weight (transactions)",
+    "transactions.parquet": "txn_id, card_id, merchant_id, amount, ts, category, channel, is_fraud, fraud_kind",
+}
+
+
+def export_world(folder: Path, *, seed: int = 0, scale: float = 1.0) -> dict[str, Path]:
+    """Write the seeded world's tables as :data:`TOUR_FILES` into ``folder`` (made if missing);
+    each file appears whole or not at all. Returns the paths by file name."""
+    check_output_dir(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    world = make_world(WorldConfig(seed=seed).scaled(scale))
+    frames = {
+        "clicks.parquet": world.events,
+        "items.csv": world.items.select("item_id", "category", "price"),  # the cluster is the planted truth
+        "edges.csv": world.edges.select(a="card_id", b="merchant_id", weight="n_transactions"),
+        "transactions.parquet": world.transactions,
+    }
+    paths = {}
+    for name, frame in frames.items():
+        with atomic_output(folder / name) as tmp:
+            if name.endswith(".csv"):
+                frame.write_csv(tmp)
+            else:
+                frame.write_parquet(tmp)
+        paths[name] = folder / name
+    return paths
 
 
 def run_demo(

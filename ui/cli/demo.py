@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -21,9 +22,23 @@ def demo(
             min=1, help="Torch threads. The demo's models are small: one thread is fast and never stalls on busy cores."
         ),
     ] = 1,
+    export: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Only write the world as the README tour's files (clicks.parquet, items.csv, edges.csv, "
+            "transactions.parquet) into this folder; nothing is trained.",
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
-    """Generate the synthetic world into the store and train every model on it."""
+    """Generate the synthetic world into the store and train every model on it, then serve the
+    dashboard until Ctrl+C (--no-ui to stop after training; --export DIR for the tour's files only)."""
+    if export is not None:
+        from ui.demo import TOUR_FILES, export_world
+
+        for name, path in export_world(export, seed=seed, scale=scale).items():
+            typer.echo(f"{path}  ({TOUR_FILES[name]})")
+        return
     import torch
 
     from embeddings.store import Store
