@@ -15,6 +15,7 @@ own CPU use is recorded too. Keys: ``knee_rps``, ``goodput_at_200``, ``p99_ms_at
 ``health_p99_ms_overload``, ``goodput_overload_ratio`` (goodput at twice the knee over goodput at
 the knee) and ``count_5xx`` (5xx other than admission control's 503).
 
+    pip install -e '.[bench]'   # aiohttp, the load generator
     python -m benchmarks.service_load --workers 2 --threads 1 --out results/service_load.json
 """
 
@@ -30,11 +31,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import numpy as np
 import psutil
 
@@ -67,15 +69,15 @@ def _requests(rng: random.Random, users: list[str], items: list[str]) -> tuple[s
     """One request of the mix: (endpoint name, method, path, httpx keyword arguments)."""
     draw = rng.random()
     if draw < 0.50:
-        return "recommend", "GET", "/recommend", {"params": {"user_id": rng.choice(users), "k": 10}}
+        return "recommend", "GET", "/recommend", {"params": {"user_id": rng.choice(users), "k": "10"}}
     if draw < 0.75:
         session = {"item_ids": rng.sample(items, 5), "k": 10}
         return "session", "POST", "/recommend/session", {"json": session}
     if draw < 0.90:
-        return "similar", "GET", "/similar", {"params": {"item_id": rng.choice(items), "k": 10}}
+        return "similar", "GET", "/similar", {"params": {"item_id": rng.choice(items), "k": "10"}}
     bad = [
-        ("GET", "/recommend", {"params": {"user_id": rng.choice(users), "k": 0}}),
-        ("POST", "/recommend/session", {"content": b'{"item_ids": [1,', "headers": {"content-type": "application/json"}}),
+        ("GET", "/recommend", {"params": {"user_id": rng.choice(users), "k": "0"}}),
+        ("POST", "/recommend/session", {"data": b'{"item_ids": [1,', "headers": {"content-type": "application/json"}}),
         ("GET", "/similar", {"params": {"item_id": "x" * 10_000}}),
         ("POST", "/recommend/session", {"json": {"item_ids": [items[0]], "k": True}}),
     ]
@@ -83,16 +85,17 @@ def _requests(rng: random.Random, users: list[str], items: list[str]) -> tuple[s
     return "malformed", method, path, kwargs
 
 
-async def _step(client: httpx.AsyncClient, rate: float, seconds: float, rng, users, items) -> list[dict[str, Any]]:
+async def _step(client: aiohttp.ClientSession, rate: float, seconds: float, rng, users, items) -> list[dict[str, Any]]:
     """Send ``rate`` requests a second for ``seconds`` (plus the health probes); return one record each."""
     records: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
 
     async def send(scheduled: float, name: str, method: str, path: str, kwargs: dict[str, Any]) -> None:
         try:
-            response = await client.request(method, path, **kwargs)
-            status = response.status_code
-        except httpx.HTTPError as exc:
+            async with client.request(method, path, **kwargs) as response:
+                await response.read()
+                status = response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             status = type(exc).__name__
         records.append({"endpoint": name, "status": status, "latency": loop.time() - scheduled})
 
@@ -151,9 +154,10 @@ def _server_usage(server: psutil.Process) -> tuple[float, int]:
 
 
 async def _phase(url, server, rate, seconds, rng, users, items) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
     me = psutil.Process()
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=TIMEOUT_S) as client:
+    connector = aiohttp.TCPConnector(limit=1000)
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
+    async with aiohttp.ClientSession(base_url=url, connector=connector, timeout=timeout) as client:
         cpu_before, _ = _server_usage(server)
         own_before = sum(me.cpu_times()[:2])
         records = await _step(client, rate, seconds, rng, users, items)
@@ -170,9 +174,10 @@ def _wait_ready(url: str, server: subprocess.Popen, timeout: float = 120) -> Non
         if server.poll() is not None:
             raise RuntimeError(f"seqemb serve exited with {server.returncode}")
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
             pass
         time.sleep(0.2)
     raise RuntimeError("seqemb serve did not answer /health in time")
@@ -238,7 +243,7 @@ def main() -> None:
             "threads": args.threads,
             "max_in_flight": args.max_in_flight or 2 * args.threads,
             "model": str(args.model) if args.model else f"demo --scale {args.demo_scale}",
-            "generator": "httpx.AsyncClient on the same machine (its CPU is recorded per step)",
+            "generator": "aiohttp on the same machine (its CPU is recorded per step)",
         },
         "knee_rps": knee,
         "goodput_at_200": hold["goodput_rps"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +21,7 @@ from recsys.jobs import recommend_batch
 from recsys.recommender import Recommender
 from tests.recsys.test_batch import Crashing
 from ui.cli import app
+from ui.service import SETTINGS_VARIABLE, app_from_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -97,13 +100,16 @@ def test_train_then_recommend_batch_resume_and_serve(tmp_path: Path, seqemb_home
     assert _stored(store, failed).equals(_answer(recommender, recommender.user_ids, 6))
     assert store.get_run(failed)["status"] == "succeeded"
 
-    # serve: the app is made from the newest model and handed to uvicorn.
+    # serve: uvicorn's workers make the app from the newest model, with the settings in the environment.
     served = {}
-    monkeypatch.setattr(uvicorn, "run", lambda service, host, port: served.update(app=service, host=host, port=port))
-    serve = runner.invoke(app, ["serve", "--port", "8123"])
+    monkeypatch.setattr(uvicorn, "run", lambda target, **options: served.update(target=target, **options))
+    monkeypatch.setenv(SETTINGS_VARIABLE, "")  # restored after the test
+    serve = runner.invoke(app, ["serve", "--port", "8123", "--workers", "2", "--threads", "3"])
     assert serve.exit_code == 0, serve.output
-    assert (served["host"], served["port"]) == ("127.0.0.1", 8123)
-    health = TestClient(served["app"]).get("/health").json()
+    assert (served["target"], served["factory"]) == ("ui.service:app_from_environment", True)
+    assert (served["host"], served["port"], served["workers"]) == ("127.0.0.1", 8123, 2)
+    assert json.loads(os.environ[SETTINGS_VARIABLE]) == {"model_path": str(path), "threads": 3, "max_in_flight": None}
+    health = TestClient(app_from_environment()).get("/health").json()
     assert (health["model_path"], health["n_users"]) == (str(path), n_users)
 
 
