@@ -3,10 +3,12 @@ the labelling path, the graph layout and PCA map, and the security of serving it
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -293,3 +295,27 @@ def test_uploads_are_size_limited(store) -> None:
             assert big.status_code == 413
     finally:
         app.close()
+
+
+def test_ctrl_c_stops_seqemb_ui(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ui.sqlite'}"
+    port = _port()
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from ui.cli import main; main()", "ui", "--db", url, "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert "Ctrl+C to stop" in child.stdout.readline()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until it listens
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=30) is not None
+    finally:
+        child.kill()
