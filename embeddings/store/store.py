@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import polars as pl
-from sqlalchemy import JSON, Enum, Table, Text, cast, func, select, update
+from sqlalchemy import JSON, Enum, Table, Text, cast, func, inspect, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError
 from sqlalchemy.sql import Select, Update
@@ -76,9 +76,23 @@ class Store(RunRecords):
         return f"Store({self.url!r})"
 
     def create(self) -> None:
-        """Create the tables that do not exist yet (idempotent; existing tables are left as they are)."""
+        """Create the tables that do not exist yet (idempotent; existing tables are left as they are).
+
+        A table made by an older seqemb that lacks columns this one needs is refused with one
+        line naming them (nothing is changed): until the store has migrations, such a store is
+        moved aside or recreated.
+        """
         try:
             metadata.create_all(self.engine)
+            existing = inspect(self.engine)
+            for table in metadata.sorted_tables:
+                found = {column["name"] for column in existing.get_columns(table.name)}
+                missing = [column.name for column in table.columns if column.name not in found]
+                if missing:
+                    raise ConfigError(
+                        f"the store at {self.url} was made by an older seqemb: table '{table.name}' lacks "
+                        f"{', '.join(missing)}; move it aside (or point --db elsewhere) and start a new store"
+                    )
         except DatabaseError as exc:  # a locked, unreadable or non-database file, a refused connection
             raise ConfigError(f"cannot open the store at {self.url}: {first_line(exc.orig)}") from None
 
