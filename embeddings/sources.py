@@ -4,7 +4,7 @@ A source is one of:
 
 - a path to CSV (``.csv``, ``.tsv``, ``.csv.gz``, ``.tsv.gz``) or Parquet (``.parquet``, ``.pq``);
 - a SQLAlchemy URL (anything containing ``://``) with ``table=`` (a table reflected through
-  SQLAlchemy, so its name is quoted by the dialect) or ``query=`` (the caller's own SQL text);
+  SQLAlchemy, so its name is quoted by the dialect; ``schema.table`` names a table of a schema) or ``query=`` (the caller's own SQL text);
   a source is only ever read: a query must be one ``SELECT`` (or ``WITH ... SELECT``), checked
   with sqlparse before it reaches the database, and runs in a read-only transaction (SQLite
   ``PRAGMA query_only``, PostgreSQL ``SET TRANSACTION READ ONLY``), so a statement that writes
@@ -129,6 +129,22 @@ def _read_only(conn: sa.Connection) -> None:
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
+def _reflect(conn: sa.Connection, table: str, name: str) -> sa.Table:
+    """The table called ``table``, or, when there is none and the name has a dot, table ``b`` of
+    schema ``a`` for ``a.b`` (PostgreSQL schemas, SQLite attached databases)."""
+    try:
+        return sa.Table(table, sa.MetaData(), autoload_with=conn)
+    except sa.exc.NoSuchTableError:
+        pass
+    schema, dot, bare = table.partition(".")
+    if dot and schema and bare:
+        try:
+            return sa.Table(bare, sa.MetaData(), schema=schema, autoload_with=conn)
+        except sa.exc.NoSuchTableError:
+            pass
+    raise DataError(f"{name}: no such table")
+
+
 def _read_database(url: str, name: str, *, table: str | None, query: str | None) -> pl.DataFrame:
     if query is not None:
         check_select(query, name)
@@ -151,10 +167,7 @@ def _read_database(url: str, name: str, *, table: str | None, query: str | None)
         with engine.connect() as conn:
             _read_only(conn)
             if table is not None:
-                try:
-                    statement = sa.select(sa.Table(table, sa.MetaData(), autoload_with=conn))
-                except sa.exc.NoSuchTableError:
-                    raise DataError(f"{name}: no such table") from None
+                statement = sa.select(_reflect(conn, table, name))
             else:
                 statement = sa.text(query)
             return pl.read_database(statement, conn, infer_schema_length=None)

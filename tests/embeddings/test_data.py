@@ -132,6 +132,10 @@ def test_sqlite_table_and_query_round_trip(sqlite_url):
     assert report.source == f"{sqlite_url} table 'click events'"
     events, _ = read_events(sqlite_url, SCHEMA, query='SELECT * FROM "click events" WHERE w > 2')
     assert events.equals(EXPECTED.filter(pl.col("weight") > 2))
+    events, _ = read_events(sqlite_url, SCHEMA, table="main.click events")  # schema.table
+    assert events.equals(EXPECTED)
+    with pytest.raises(DataError, match=r"table 'nowhere.click events': .*unknown database \"nowhere\"$"):
+        read_events(sqlite_url, SCHEMA, table="nowhere.click events")
 
 
 def test_sqlite_errors(sqlite_url, tmp_path):
