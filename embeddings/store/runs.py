@@ -20,9 +20,7 @@ a lock whose owner died is taken over, with a warning.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
-import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,14 +29,14 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from tqdm.auto import tqdm
 
 from embeddings.errors import BusyError, ConfigError, NotFoundError
 from embeddings.files import sweep_temporaries
 from embeddings.settings import models_dir
 from embeddings.store.frames import jsonable
-from embeddings.store.owner import HEARTBEAT_SECONDS, Owner, is_alive, this_process
+from embeddings.store.run_owners import Heartbeat, is_running, lock_key, owned_now, owner_text, same_owner, shown
 from embeddings.store.schema import runs as runs_table
 from embeddings.store.schema import utcnow
 
@@ -155,7 +153,7 @@ class RunRecords:
             "parent_run_id": parent_run_id,
             "notes": notes,
             "lock_key": None if lock is None else lock_key(lock),
-            **_owned_now(),
+            **owned_now(),
         }
         try:
             self._insert_run(values)
@@ -179,14 +177,14 @@ class RunRecords:
         if holder is None:  # the holder finished meanwhile
             return
         holder = dict(holder._mapping)
-        if _alive(holder):
+        if is_running(holder):
             raise BusyError(
-                f"{lock} is already running as run {holder['run_id']} ({_owner(holder)}, started "
+                f"{lock} is already running as run {holder['run_id']} ({owner_text(holder)}, started "
                 f"{holder['started_at']:%Y-%m-%d %H:%M:%S} UTC); wait for it to finish"
             )
         self._mark_interrupted(holder)
         log.warning(
-            "run %s (%s) was interrupted: %s is gone; taking over its lock", holder["run_id"], lock, _owner(holder)
+            "run %s (%s) was interrupted: %s is gone; taking over its lock", holder["run_id"], lock, owner_text(holder)
         )
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, Any]) -> None:
@@ -229,11 +227,11 @@ class RunRecords:
                 raise ConfigError(
                     f"run {run_id} was started with {key}={stored.get(key)!r}; resume it with the same {key}"
                 )
-        reopened = {"status": "running", "finished_at": None, "error": None, **_owned_now()}
+        reopened = {"status": "running", "finished_at": None, "error": None, **owned_now()}
         # Compare and set: of two resumes at once, only one finds the run free.
         free = runs_table.c.status != "running"
         if run["status"] == "interrupted" and run["owner_pid"] is not None:
-            free = free | _same_owner(run)  # a dead process's run, still marked running in the store
+            free = free | same_owner(run)  # a dead process's run, still marked running in the store
         try:
             with self.engine.begin() as conn:
                 claimed = conn.execute(
@@ -243,7 +241,9 @@ class RunRecords:
             claimed = 0
         if claimed != 1:
             holder = self.get_run(run_id)
-            raise BusyError(f"run {run_id} is already running ({_owner(holder)}); it cannot be resumed twice at once")
+            raise BusyError(
+                f"run {run_id} is already running ({owner_text(holder)}); it cannot be resumed twice at once"
+            )
 
     @contextmanager
     def run(
@@ -273,7 +273,7 @@ class RunRecords:
             self.reopen_run(resume, kind, {key: wanted.get(key) for key in resume_keys})
             run_id = resume
         handle = RunHandle(self, run_id, kind)
-        with _Heartbeat(self, run_id):
+        with Heartbeat(lambda: self.beat(run_id), in_memory=_in_memory(self.engine)):
             try:
                 yield handle
             except BaseException as exc:
@@ -287,14 +287,14 @@ class RunRecords:
         with self.engine.connect() as conn:
             found = conn.execute(select(runs_table).where(runs_table.c.status == "running"))
             running = [dict(row._mapping) for row in found]
-        swept = [run["run_id"] for run in running if not _alive(run) and self._mark_interrupted(run)]
+        swept = [run["run_id"] for run in running if not is_running(run) and self._mark_interrupted(run)]
         sweep_temporaries(models_dir(create=False))
         return swept
 
     def _mark_interrupted(self, run: Mapping[str, Any]) -> bool:
         """Mark ``run`` interrupted if it is still running under the same (dead) owner."""
-        values = {"status": "interrupted", "finished_at": utcnow(), "error": f"interrupted: {_owner(run)} is gone"}
-        condition = and_(runs_table.c.run_id == run["run_id"], runs_table.c.status == "running", _same_owner(run))
+        values = {"status": "interrupted", "finished_at": utcnow(), "error": f"interrupted: {owner_text(run)} is gone"}
+        condition = and_(runs_table.c.run_id == run["run_id"], runs_table.c.status == "running", same_owner(run))
         with self.engine.begin() as conn:
             return conn.execute(update(runs_table).where(condition).values(values)).rowcount == 1
 
@@ -310,7 +310,7 @@ class RunRecords:
             row = conn.execute(select(runs_table).where(runs_table.c.run_id == run_id)).first()
         if row is None:
             raise NotFoundError(f"run {run_id!r} is not in the store at {self.url}")
-        return _shown(row._mapping)
+        return shown(row._mapping)
 
     def runs(
         self, kind: str | Sequence[str] | None = None, *, status: str | None = None, limit: int | None = 100
@@ -325,7 +325,7 @@ class RunRecords:
         if status is not None:
             stmt = stmt.where(runs_table.c.status == status)
         with self.engine.connect() as conn:
-            return [_shown(row._mapping) for row in conn.execute(stmt)]
+            return [shown(row._mapping) for row in conn.execute(stmt)]
 
     def model_runs(self, kind: str | Sequence[str]) -> list[dict[str, Any]]:
         """Succeeded runs of ``kind`` (or any of several) whose model directory is on disk, newest first."""
@@ -364,73 +364,5 @@ class RunRecords:
             conn.execute(update(runs_table).where(runs_table.c.run_id == run_id).values(values))
 
 
-def lock_key(lock: str) -> str:
-    """The stored key of a lock description (a digest: descriptions name long paths and URLs)."""
-    return hashlib.sha256(lock.encode("utf-8")).hexdigest()
-
-
-def _owned_now() -> dict[str, Any]:
-    """Column values saying this process owns a run and is alive now."""
-    owner = this_process()
-    return {"owner_host": owner.host, "owner_pid": owner.pid, "owner_started": owner.started, "heartbeat_at": utcnow()}
-
-
-def _owner_of(run: Mapping[str, Any]) -> Owner | None:
-    if run.get("owner_pid") is None:
-        return None
-    return Owner(run["owner_host"], run["owner_pid"], run["owner_started"])
-
-
-def _owner(run: Mapping[str, Any]) -> str:
-    owner = _owner_of(run)
-    return "an unknown process" if owner is None else str(owner)
-
-
-def _alive(run: Mapping[str, Any]) -> bool:
-    owner = _owner_of(run)
-    return owner is None or is_alive(owner, run["heartbeat_at"], utcnow())
-
-
-def _same_owner(run: Mapping[str, Any]) -> Any:
-    """SQL condition: the stored run still has ``run``'s owner (compare and set against a takeover)."""
-    c = runs_table.c
-    return and_(
-        c.owner_host == run["owner_host"], c.owner_pid == run["owner_pid"], c.owner_started == run["owner_started"]
-    )
-
-
-def _shown(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored run as the store reports it: running in a dead process reads as interrupted."""
-    run = dict(row)
-    if run["status"] == "running" and not _alive(run):
-        run["status"] = "interrupted"
-    return run
-
-
-class _Heartbeat:
-    """A daemon thread that beats a run's heartbeat until the block ends (not for an in-memory
-    store, which dies with its process and shares one connection between threads)."""
-
-    def __init__(self, store: RunRecords, run_id: str) -> None:
-        self._store, self._run_id = store, run_id
-        self._stop = threading.Event()
-        database = store.engine.url.database or ""
-        in_memory = store.engine.dialect.name == "sqlite" and database in ("", ":memory:")
-        self._thread = None if in_memory else threading.Thread(target=self._beat, name="heartbeat", daemon=True)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            try:
-                self._store.beat(self._run_id)
-            except OperationalError:  # the database is busy or away for a moment: beat next time
-                continue
-
-    def __enter__(self) -> _Heartbeat:
-        if self._thread is not None:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+def _in_memory(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite" and (engine.url.database or "") in ("", ":memory:")

@@ -145,7 +145,7 @@ def test_another_hosts_run_is_alive_while_its_heartbeat_is_fresh(url: str) -> No
 
 
 def test_the_heartbeat_thread_beats_while_a_job_runs(url: str, monkeypatch) -> None:
-    monkeypatch.setattr("embeddings.store.runs.HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr("embeddings.store.run_owners.HEARTBEAT_SECONDS", 0.05)
     store = Store(url)
     with store.run("score", {}) as run:
         first = store.get_run(run.id)["heartbeat_at"]
