@@ -192,15 +192,18 @@ def serve(
     )
     path = model_path(Store(db) if model is None else None, model, RECOMMENDER_KIND, "seqemb train-recommender")
     settings = {"model_path": str(path), "threads": threads, "max_in_flight": max_in_flight}
-    create_app(**settings, api_key=api_key)  # a bad model fails here, once, with one line
+    service = create_app(**settings, api_key=api_key)  # a bad model fails here, with one line
     typer.echo(f"serving {path} at http://{host}:{port} (API docs at /docs); {workers} worker(s) x {threads} thread(s)")
-    os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
-    if api_key:
-        os.environ["SEQEMB_API_KEY"] = api_key
+    if workers > 1:  # each worker process makes its own app from the settings in the environment
+        del service
+        os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
+        if api_key:
+            os.environ["SEQEMB_API_KEY"] = api_key
+        service = "ui.service:app_from_environment"
     # h11 reads request lines up to this size, so an over-long URL reaches the guard (414), not a reset.
     uvicorn.run(
-        "ui.service:app_from_environment",
-        factory=True,
+        service,
+        factory=workers > 1,
         host=host,
         port=port,
         workers=workers,
