@@ -193,8 +193,10 @@ def app_from_environment() -> FastAPI:
 def _shortened(problem: dict[str, Any]) -> dict[str, Any]:
     """A validation problem quoting at most :data:`QUOTED_PREFIX` characters of the bad value."""
     value = problem.get("input")
-    if isinstance(value, (str, bytes)) and len(value) > QUOTED_PREFIX:
-        return {**problem, "input": f"{value[:QUOTED_PREFIX]!s}... ({len(value)} long)"}
+    if isinstance(value, bytes):
+        value = _text(value)
+    if isinstance(value, str) and len(value) > QUOTED_PREFIX:
+        return {**problem, "input": f"{value[:QUOTED_PREFIX]}... ({len(value)} long)"}
     if isinstance(value, (dict, list)):
         text = json.dumps(value, default=str)
         if len(text) > QUOTED_PREFIX:

@@ -169,7 +169,9 @@ class Store(RunRecords):
                 for statement in statements:
                     conn.execute(statement)
         except IntegrityError as exc:
-            table, frame = checked[min(len(written), len(checked) - 1)]
+            if len(written) == len(checked):  # every frame was written: an update failed
+                raise DataError(f"update in a write of {len(checked)} frames: {first_line(exc.orig)}") from exc
+            table, frame = checked[len(written)]
             raise DataError(f"table '{table.name}' rows 0-{frame.height - 1}: {first_line(exc.orig)}") from exc
         return written
 

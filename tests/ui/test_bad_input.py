@@ -131,19 +131,17 @@ READERS = {
     "item2vec": (["item2vec"], EVENT_COLUMNS, E, "user"),
     "train-recommender": (["train-recommender"], EVENT_COLUMNS, E, "user"),
     "train-fraud": (["train-fraud"], TRANSACTION_COLUMNS, T, "card"),
-    "score": (["score"], TRANSACTION_COLUMNS[:0], T, "card"),  # score reads the model's columns
+    "score": (["score"], [], T, "card"),  # score reads the model's columns
     "node2vec": (["node2vec", "--transactions", "--src", "card", "--dst", "merchant", "--edges"], [], T, "card"),
 }
 
 
 def _table_cases(command: str) -> list[Case]:
     words, columns, good, key = READERS[command]
-    positional = words[-1] != "--edges"
 
     def args(source: Callable[[Path], str], extra: tuple[str, ...] = ()) -> Callable[[Path], list[str]]:
         def build(path: Path) -> list[str]:
-            head = [*words, str(source(path))] if positional else [*words, str(source(path))]
-            return [*head, *columns, *extra]
+            return [*words, str(source(path)), *columns, *extra]  # node2vec's words end in --edges
 
         return build
 
