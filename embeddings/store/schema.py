@@ -217,6 +217,8 @@ alerts = Table(
     Column("note", Text),
     Index("ix_alerts_status_score", "status", "score"),
     Index("ix_alerts_card", "card_id"),
+    # A rescoring supersedes the earlier open alerts of each chunk's transactions by txn_id.
+    Index("ix_alerts_txn", "txn_id"),
 )
 
 labels = Table(
