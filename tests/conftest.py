@@ -1,13 +1,25 @@
-"""Shared set-up: every test gets its own SEQEMB_HOME so nothing touches ~/.seqemb."""
+"""Shared set-up: every test gets its own SEQEMB_HOME so nothing touches ~/.seqemb.
+
+Tests that touch the store run once per back-end of :mod:`tests.store_backends` (SQLite, and
+PostgreSQL when ``SEQEMB_TEST_DB_URL`` is set): a module marks them with
+``pytestmark = pytest.mark.usefixtures("db_backend")``, or a test asks for ``store_url``.
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from tests.store_backends import BACKENDS, postgres_schema
+
 # The suite's models are small: one intra-op thread is as fast and does not stall when the
 # CI machine's two cores are shared with numba's worker threads.
 torch.set_num_threads(1)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_backend" in metafunc.fixturenames:
+        metafunc.parametrize("db_backend", BACKENDS, indirect=True)
 
 
 @pytest.fixture(autouse=True)
@@ -17,3 +29,23 @@ def seqemb_home(tmp_path, monkeypatch):
     monkeypatch.setenv("SEQEMB_HOME", str(home))
     monkeypatch.delenv("SEQEMB_DB_URL", raising=False)
     return home
+
+
+@pytest.fixture
+def db_backend(request, seqemb_home, monkeypatch):
+    """The test's store back-end: "sqlite" (the default store in SEQEMB_HOME) or "postgresql"
+    (SEQEMB_DB_URL set to a fresh schema of the test server, for this process and its children)."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    with postgres_schema() as url:
+        monkeypatch.setenv("SEQEMB_DB_URL", url)
+        yield "postgresql"
+
+
+@pytest.fixture
+def store_url(db_backend) -> str:
+    """The URL of the test's (empty) store on its back-end."""
+    from embeddings.settings import default_db_url
+
+    return default_db_url()

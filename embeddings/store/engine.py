@@ -10,12 +10,14 @@ foreign keys and a larger page cache on every connection. A malformed URL or a m
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 from embeddings.errors import ConfigError, first_line, missing_driver
@@ -55,6 +57,21 @@ def make_engine(url: str) -> Engine:
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def shown_url(engine: Engine) -> str:
+    """The engine's URL as the user may see it (password hidden)."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+@contextmanager
+def opening(engine: Engine) -> Iterator[None]:
+    """Turn a database that cannot be opened (locked, unreadable, not a database, a refused
+    connection) into one :class:`~embeddings.errors.ConfigError` line."""
+    try:
+        yield
+    except DatabaseError as exc:
+        raise ConfigError(f"cannot open the store at {shown_url(engine)}: {first_line(exc.orig)}") from None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

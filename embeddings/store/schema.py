@@ -19,8 +19,10 @@ Conventions, the same for every table:
 - Every table has a primary key, so writing the same rows twice keeps each row once.
 - Output tables reference ``runs.run_id``; deleting a run deletes its outputs.
 
-To add a table, define it on :data:`metadata` in a module imported before the store is
-created; ``Store.create()`` creates tables that are missing (it never alters existing ones).
+A change to the schema is a new Alembic revision in ``migrations/versions`` (see
+:mod:`embeddings.store.migrate`) plus the same change here: a new store is created from these
+definitions, an existing one is migrated, and ``tests/embeddings/test_migrations.py`` checks that
+both give the same schema.
 """
 
 from __future__ import annotations
@@ -215,10 +217,16 @@ alerts = Table(
     Column("created_at", DateTime, nullable=False, default=utcnow),
     Column("updated_at", DateTime),
     Column("note", Text),
+    # The transaction's time, so the alerts tab filters and sorts by day without a join.
+    Column("ts", DateTime),
     Index("ix_alerts_status_score", "status", "score"),
     Index("ix_alerts_card", "card_id"),
     # A rescoring supersedes the earlier open alerts of each chunk's transactions by txn_id.
     Index("ix_alerts_txn", "txn_id"),
+    # The alerts tab: one run's alerts by score, by day, by card.
+    Index("ix_alerts_run_score", "run_id", "score"),
+    Index("ix_alerts_run_ts", "run_id", "ts"),
+    Index("ix_alerts_run_card", "run_id", "card_id"),
 )
 
 labels = Table(

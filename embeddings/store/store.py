@@ -30,15 +30,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import polars as pl
-from sqlalchemy import JSON, Enum, Table, Text, cast, func, inspect, select, update
+from sqlalchemy import JSON, Enum, Table, Text, cast, func, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DatabaseError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Select, Update
 
 from embeddings.checks import check_int
 from embeddings.errors import ConfigError, DataError, first_line
 from embeddings.settings import default_db_url
-from embeddings.store.engine import make_engine
+from embeddings.store.engine import make_engine, opening, shown_url
 from embeddings.store.frames import (
     bind_value,
     conditions,
@@ -49,6 +49,7 @@ from embeddings.store.frames import (
     table_column,
 )
 from embeddings.store.insert import UPSERT_INSERTS, write_rows
+from embeddings.store.migrate import ensure_schema
 from embeddings.store.runs import RunRecords
 from embeddings.store.schema import metadata, utcnow
 
@@ -70,31 +71,19 @@ class Store(RunRecords):
     @property
     def url(self) -> str:
         """The database URL, password hidden."""
-        return self.engine.url.render_as_string(hide_password=True)
+        return shown_url(self.engine)
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
 
     def create(self) -> None:
-        """Create the tables that do not exist yet (idempotent; existing tables are left as they are).
+        """Create the tables of an empty database, or check that the store's schema is this seqemb's.
 
-        A table made by an older seqemb that lacks columns this one needs is refused with one
-        line naming them (nothing is changed): until the store has migrations, such a store is
-        moved aside or recreated.
+        A store at an older schema revision is refused with one line telling to run
+        ``seqemb db upgrade`` (nothing is changed); see :mod:`embeddings.store.migrate`.
         """
-        try:
-            metadata.create_all(self.engine)
-            existing = inspect(self.engine)
-            for table in metadata.sorted_tables:
-                found = {column["name"] for column in existing.get_columns(table.name)}
-                missing = [column.name for column in table.columns if column.name not in found]
-                if missing:
-                    raise ConfigError(
-                        f"the store at {self.url} was made by an older seqemb: table '{table.name}' lacks "
-                        f"{', '.join(missing)}; move it aside (or point --db elsewhere) and start a new store"
-                    )
-        except DatabaseError as exc:  # a locked, unreadable or non-database file, a refused connection
-            raise ConfigError(f"cannot open the store at {self.url}: {first_line(exc.orig)}") from None
+        with opening(self.engine):
+            ensure_schema(self.engine)
 
     def close(self) -> None:
         """Close the pooled connections."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import numpy as np
 import pytest
 
 from embeddings.errors import ConfigError, NotFoundError
-from embeddings.store import Store
 
 
 @dataclasses.dataclass
@@ -136,13 +134,3 @@ def test_progress_is_recorded_in_the_run(store):
             bar.update(6)
     assert store.get_run(run.id)["metrics"]["progress"] == {"done": 10, "total": 10, "unit": "user"}
 
-
-def test_a_store_made_by_an_older_seqemb_is_refused_with_one_line(tmp_path):
-    path = tmp_path / "old.sqlite"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE runs (run_id VARCHAR(36) PRIMARY KEY, kind VARCHAR(64) NOT NULL)")
-    with pytest.raises(
-        ConfigError,
-        match=r"was made by an older seqemb: table 'runs' lacks status, config, .*heartbeat_at, lock_key; move it aside",
-    ):
-        Store(f"sqlite:///{path}")

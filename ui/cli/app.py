@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from embeddings.errors import SeqembError
-from ui.cli import dashboard, demo, embeddings, fraud, recsys, runs
+from ui.cli import dashboard, db, demo, embeddings, fraud, recsys, runs
 
 app = typer.Typer(
     name="seqemb",
@@ -59,6 +59,7 @@ for name, command in (
     ("ui", dashboard.ui),
 ):
     app.command(name)(command)
+app.add_typer(db.db, name="db")
 
 
 def main() -> None:
