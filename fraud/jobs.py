@@ -260,7 +260,7 @@ def _write_chunk(store: Store, run_id: str, scored: pl.DataFrame, threshold: flo
         pl.col("entity").cast(pl.String).alias("card_id"),
         pl.col("score").cast(pl.Float64),
     )
-    alerts = scores.filter(pl.col("score") >= threshold).select(
+    alerts = scores.with_columns(scored["ts"]).filter(pl.col("score") >= threshold).select(
         (pl.lit(f"{run_id}:") + pl.col("txn_id")).alias("alert_id"),
         "run_id",
         "txn_id",
@@ -268,6 +268,7 @@ def _write_chunk(store: Store, run_id: str, scored: pl.DataFrame, threshold: flo
         "score",
         pl.lit(ALERT_KIND).alias("kind"),
         pl.lit("open").alias("status"),
+        "ts",
     )
     updates = []
     if earlier and alerts.height:

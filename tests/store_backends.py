@@ -33,8 +33,10 @@ def postgres_schema() -> Iterator[str]:
     with _admin().connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{name}"'))
     try:
-        yield make_url(TEST_DB_URL).update_query_dict({"options": f"-csearch_path={name}"}).render_as_string(
-            hide_password=False
+        yield (
+            make_url(TEST_DB_URL)
+            .update_query_dict({"options": f"-csearch_path={name}"})
+            .render_as_string(hide_password=False)
         )
     finally:
         with _admin().connect() as conn:

@@ -55,8 +55,8 @@ def _killed_during_save(url: str, lock: str = "") -> str:
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'seqemb.sqlite'}"
+def url(store_url: str) -> str:
+    return store_url
 
 
 def _temporaries() -> list[str]:

@@ -273,7 +273,10 @@ def test_alert_defaults_and_update(store):
     assert confirmed["updated_at"].null_count() == 0
     with pytest.raises(DataError) as caught:
         store.update("alerts", {"status": "maybe"}, where={"alert_id": "a3"})
-    assert str(caught.value) == "table 'alerts' column 'status': 'maybe' is not one of open, confirmed, false_positive, superseded"
+    assert (
+        str(caught.value)
+        == "table 'alerts' column 'status': 'maybe' is not one of open, confirmed, false_positive, superseded"
+    )
     with pytest.raises(DataError, match=r"^table 'alerts' update: .*score"):
         store.update("alerts", {"score": None}, where={"alert_id": "a3"})
     assert store.read("alerts", where={"alert_id": "a3"})["status"].to_list() == ["open"]

@@ -133,4 +133,3 @@ def test_progress_is_recorded_in_the_run(store):
             assert store.get_run(run.id)["metrics"]["progress"] == {"done": 4, "total": 10, "unit": "user"}
             bar.update(6)
     assert store.get_run(run.id)["metrics"]["progress"] == {"done": 10, "total": 10, "unit": "user"}
-

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event
 
 from embeddings.errors import DataError
-from embeddings.store import Store
+from embeddings.store import Store, insert
 
 T0 = datetime(2024, 3, 1, 12, 0, 0)
 
@@ -72,8 +72,10 @@ def test_write_all_is_one_transaction(store):
     assert store.write_all([("alerts", alerts), ("fraud_scores", scores)]) == [5, 50]
 
 
-def test_bulk_path_stores_what_the_generic_path_stores(tmp_path):
-    """Datetimes, booleans, floats and JSON go through their bind processors on the bulk path too."""
+def test_bulk_path_stores_what_the_generic_path_stores(store_url, monkeypatch):
+    """Datetimes, booleans, floats, JSON and bytes reach the database the same way on the bulk path
+    (COPY on PostgreSQL, driver tuples on SQLite) as through SQLAlchemy's executemany, and so do
+    the row counts and the column defaults."""
     n = 40
     index = pl.int_range(0, n, eager=True)
     transactions = pl.DataFrame(
@@ -87,16 +89,30 @@ def test_bulk_path_stores_what_the_generic_path_stores(tmp_path):
         }
     )
     items = pl.DataFrame({"item_id": ["a", "b"], "attributes": [{"price": 1.5, "tags": ["x"]}, None]})
+    store = Store(store_url)
+    run = store.start_run("score", {})
+    vectors = pl.DataFrame({"run_id": run, "key": ["k1", "k2"], "vector": [b"\x00\x01\\N", b""]})
+    labels = pl.DataFrame({"label_id": ["l1"], "txn_id": ["3"], "label": ["fraud"], "note": ["a\tb\nc \\N"]})
     stored = {}
     for bulk in (True, False):
-        store = Store(f"sqlite:///{tmp_path / f'{bulk}.sqlite'}")
-        store._exact_rowcount = bulk  # False: INSERT ... RETURNING with SQLAlchemy's parameters
+        if not bulk:
+            monkeypatch.setattr(insert, "BULK_WRITERS", {})
         assert store.write("transactions", transactions, chunk_size=15) == n
         assert store.write("transactions", transactions.head(20), on_conflict="update", chunk_size=15) == 20
+        assert store.write("transactions", transactions.head(20), chunk_size=15) == 0
         assert store.write("items", items) == 2
-        stored[bulk] = (store.read("transactions"), store.read("items"))
-        store.close()
-    assert stored[True][0].equals(stored[False][0])
-    assert stored[True][1].equals(stored[False][1])
+        assert store.write("vectors", vectors) == 2
+        assert store.write("labels", labels) == 1
+        names = ("transactions", "items", "vectors", "labels")
+        stored[bulk] = [store.read(name).drop("created_at", strict=False) for name in names]
+        assert store.read("labels")["created_at"].is_not_null().all()
+        with store.engine.begin() as conn:
+            for name in names:
+                conn.execute(store.table(name).delete())
+    for bulk_frame, generic_frame in zip(stored[True], stored[False]):
+        assert bulk_frame.equals(generic_frame)
+    assert stored[True][2]["vector"].to_list() == [b"\x00\x01\\N", b""]
+    assert stored[True][3]["note"].to_list() == ["a\tb\nc \\N"]
     assert stored[True][0]["ts"].sort().to_list() == transactions["ts"].to_list()
     assert stored[True][0].filter(pl.col("is_fraud")).height == n // 4
+    store.close()

@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from embeddings.errors import ConfigError, DataError
+from embeddings.settings import default_db_url
 from embeddings.store import Store
 from embeddings.synthetic import WorldConfig, make_world
 from fraud.config import AutoencoderConfig, FraudModelConfig, TransactionSchema
@@ -26,6 +27,9 @@ from fraud.model import FraudModel, train_fraud_model
 from ui.cli import app
 
 torch.set_num_threads(1)
+
+# Every test here runs on each store back-end (tests/store_backends.py).
+pytestmark = pytest.mark.usefixtures("db_backend")
 
 ROOT = Path(__file__).resolve().parents[2]
 THRESHOLD = 0.99
@@ -137,7 +141,7 @@ score_batch(Store(sys.argv[1]), model, sys.argv[3], chunk_entities=10, alert_thr
 def test_a_job_killed_by_sigkill_resumes_and_scores_every_transaction_once(
     world, model_path: Path, parquet: Path, tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    url = default_db_url()
     store = Store(url)
     job = subprocess.Popen(
         [sys.executable, "-c", SLOW_JOB, url, str(model_path), str(parquet)], cwd=ROOT, stderr=subprocess.PIPE
@@ -188,7 +192,7 @@ def test_bad_transactions_and_bad_resumes(world, model_path: Path, tmp_path: Pat
 
 
 def test_store_table_source(world, model_path: Path, tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    url = default_db_url()
     store = Store(url)
     store.write(
         "transactions", world.transactions.filter(pl.col("card_id").is_in(world.cards["card_id"].head(40).implode()))
@@ -230,7 +234,7 @@ def test_cli_train_fraud_then_score(world, tmp_path: Path) -> None:
 def test_a_second_score_of_the_same_source_and_model_while_one_runs_exits_2(
     model_path: Path, parquet: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    url = default_db_url()
     args = ["score", str(parquet), "--model", str(model_path), "--db", url]
     started, release = threading.Event(), threading.Event()
     score_frame = FraudModel.score_frame

@@ -168,8 +168,8 @@ def test_semi_input_checks(model, features):
         SemiConfig(max_depth=0)
 
 
-def test_labels_round_trip_through_the_store(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+def test_labels_round_trip_through_the_store(store_url):
+    store = Store(store_url)
     record_label(
         store, txn_id=1, card_id="c1", label="confirmed fraud", analyst="ann", alert_id="a1", note="called the customer"
     )
@@ -202,8 +202,8 @@ def test_labels_round_trip_through_the_store(tmp_path):
         ({"note": "n" * 10_001}, "at most 10000"),
     ],
 )
-def test_bad_labels_are_refused_and_nothing_is_written(tmp_path, kwargs, match):
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+def test_bad_labels_are_refused_and_nothing_is_written(store_url, kwargs, match):
+    store = Store(store_url)
     args = {"txn_id": "t", "card_id": "c", "label": "fraud", "analyst": "ann"} | kwargs
     with pytest.raises(ConfigError, match=match) as info:
         record_label(store, **args)
@@ -211,8 +211,8 @@ def test_bad_labels_are_refused_and_nothing_is_written(tmp_path, kwargs, match):
     assert store.count("labels") == 0
 
 
-def test_store_labels_become_step_labels(tmp_path, features, source):
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+def test_store_labels_become_step_labels(store_url, features, source):
+    store = Store(store_url)
     txn_ids = source["txn_id"]
     fraud_txn = source.filter(pl.col("is_fraud") == 1)["txn_id"][0]
     genuine_row = source.filter(pl.col("is_fraud") == 0).row(0, named=True)

@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import polars as pl
+import pytest
 from sklearn.metrics import average_precision_score
 from typer.testing import CliRunner
 
@@ -19,6 +20,9 @@ from fraud.labels import read_labels
 from fraud.model import FraudModel
 from fraud.semi import load_semi
 from ui.cli import app
+
+# Every test here runs on each store back-end (tests/store_backends.py).
+pytestmark = pytest.mark.usefixtures("db_backend")
 
 runner = CliRunner()
 

@@ -15,6 +15,7 @@ import pytest
 
 from embeddings.data import EventSchema
 from embeddings.errors import ConfigError
+from embeddings.settings import default_db_url
 from embeddings.store import Store
 from embeddings.synthetic import WorldConfig, make_world
 from recsys.config import EncoderConfig, FitConfig, NeuMFConfig, RecommenderConfig, TowerConfig
@@ -22,6 +23,9 @@ from recsys.data import read_interactions
 from recsys.jobs import recommend_batch, users_written
 from recsys.recommender import Recommender
 from recsys.train import train_recommender
+
+# Every test here runs on each store back-end (tests/store_backends.py).
+pytestmark = pytest.mark.usefixtures("db_backend")
 
 
 def small_recommender(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -167,7 +171,7 @@ recommend_batch(Store(sys.argv[1]), Slow(), k=4, chunk_size=10, progress=False)
 def test_a_job_killed_by_sigkill_resumes_and_leaves_every_row_once(
     recommender: Recommender, model_path: Path, tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    url = default_db_url()
     store = Store(url)
     root = Path(__file__).resolve().parents[2]
     job = subprocess.Popen([sys.executable, "-c", SLOW_JOB, url, str(model_path)], cwd=root, stderr=subprocess.PIPE)

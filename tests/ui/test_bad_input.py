@@ -29,6 +29,9 @@ from fraud.config import AutoencoderConfig, FraudModelConfig, TransactionSchema
 from fraud.model import train_fraud_model
 from ui.cli import app
 
+# Every test here runs on each store back-end (tests/store_backends.py).
+pytestmark = pytest.mark.usefixtures("db_backend")
+
 EVENT_COLUMNS = ["--entity", "user", "--item", "item", "--time", "ts"]
 TRANSACTION_COLUMNS = ["--entity", "card", "--counterparty", "merchant", "--amount", "amount", "--time", "ts"]
 
@@ -314,6 +317,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(
     if command == "score":
         args += ["--model", str(fraud_model)]
     Store()  # the store exists before, so only what the command writes is new
+    seqemb_home.mkdir(exist_ok=True)  # as a SQLite store's folder does
     before = _snapshot(tmp_path)
     table_before = _sqlite_rows(source)
 

@@ -23,6 +23,9 @@ from tests.recsys.test_batch import Crashing
 from ui.cli import app
 from ui.service import SETTINGS_VARIABLE, app_from_environment
 
+# Every test here runs on each store back-end (tests/store_backends.py).
+pytestmark = pytest.mark.usefixtures("db_backend")
+
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 SMALL = ["--epochs", "1", "--tower-epochs", "1", "--no-rerank", "--device", "cpu"]
@@ -119,19 +122,19 @@ def test_train_then_recommend_batch_resume_and_serve(tmp_path: Path, seqemb_home
         (["recommend"], ConfigError, "give either --user ID"),
         (["recommend", "--user", "u1", "--batch"], ConfigError, "give either --user ID"),
         (["recommend", "--user", "u1", "--resume", "r"], ConfigError, "--users and --resume go with --batch"),
-        (["recommend", "--user", "u1"], NotFoundError, "no trained recommender in sqlite:///"),
+        (["recommend", "--user", "u1"], NotFoundError, "no trained recommender in {store}; train one"),
         (["recommend", "--batch", "--resume", "no-such-run"], NotFoundError, "run 'no-such-run' is not in the store"),
         (["recommend", "--user", "u1", "--model", "/no/such/dir"], NotFoundError, "not a recommender directory"),
         (["recommend", "--batch", "--users", "{tmp}/empty.txt"], DataError, "empty.txt: no ids in the file"),
         (["recommend", "--batch", "--users", "{tmp}/missing.txt"], DataError, "missing.txt: cannot read the id list"),
-        (["serve"], NotFoundError, "no trained recommender in sqlite:///"),
+        (["serve"], NotFoundError, "no trained recommender in {store}; train one"),
     ],
 )
 def test_bad_recommend_and_serve_calls(args: list[str], error: type, message: str, tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_text("\n \n")
     result = runner.invoke(app, [arg.format(tmp=tmp_path) for arg in args])
     assert isinstance(result.exception, error), result.output
-    assert message in str(result.exception)
+    assert message.format(store=Store().url) in str(result.exception)
 
 
 def test_a_bad_column_is_one_line_and_a_failed_run(tmp_path: Path) -> None:

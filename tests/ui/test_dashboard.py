@@ -31,9 +31,9 @@ T0 = datetime(2024, 1, 1)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> tuple[Store, str]:
+def store(store_url: str) -> tuple[Store, str]:
     """Ten transactions of three cards at three merchants, all scored by one run; five alerted."""
-    store = Store(f"sqlite:///{tmp_path / 'dash.sqlite'}")
+    store = Store(store_url)
     run = store.start_run("score", {"model_path": None})
     cards = ["c1", "c1", "c1", "c2", "c2", "c2", "c3", "c3", "c3", "c3"]
     merchants = ["m1", "m2", "m1", "m1", "m3", "m3", "m2", "m2", "m1", "m<b>"]
@@ -64,6 +64,7 @@ def store(tmp_path: Path) -> tuple[Store, str]:
             "score",
             pl.lit("autoencoder").alias("kind"),
             pl.lit("open").alias("status"),
+            "ts",
         ),
     )
     store.finish_run(run)
@@ -269,15 +270,15 @@ def test_served_with_a_login_an_unauthenticated_request_gets_no_data(store) -> N
             for path in ("config", "gradio_api/info", "gradio_api/queue/status"):
                 response = client.get(path)
                 assert response.status_code == 401, path
-                assert run not in response.text and "dash.sqlite" not in response.text
+                assert run not in response.text and store.url not in response.text
             join = client.post("gradio_api/queue/join", json={"data": [], "fn_index": 0, "session_hash": "x"})
             assert join.status_code == 401
             page = client.get("")
-            assert "dash.sqlite" not in page.text and run not in page.text
+            assert store.url not in page.text and run not in page.text
             assert client.post("login", data={"username": "ann", "password": "wrong"}).status_code == 400
             assert client.post("login", data={"username": "ann", "password": "s3cret"}).status_code == 200
             config = client.get("config")
-            assert config.status_code == 200 and "dash.sqlite" in config.text
+            assert config.status_code == 200 and store.url in config.text
     finally:
         app.close()
 

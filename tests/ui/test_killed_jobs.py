@@ -16,6 +16,9 @@ from embeddings.store import Store
 from embeddings.synthetic import WorldConfig, make_world
 from ui.cli import app
 
+# Every test here runs on each store back-end (tests/store_backends.py).
+pytestmark = pytest.mark.usefixtures("db_backend")
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -120,20 +120,23 @@ def score_runs(store: Store, limit: int = 50) -> list[tuple[str, str]]:
 
 
 def _alert_conditions(store: Store, where: AlertFilter) -> list:
+    """WHERE clauses on the alerts table alone (a merchant is looked up among its transactions), so
+    a filter is served by the alerts indexes (run and score, run and time, run and card)."""
     alerts, txns = store.table("alerts"), store.table("transactions")
     clauses = [alerts.c.score >= float(where.min_score)]
     pairs = (
         (alerts.c.run_id, where.run_id),
         (alerts.c.card_id, where.card_id),
-        (txns.c.merchant_id, where.merchant_id),
         (alerts.c.kind, where.kind),
         (alerts.c.status, where.status),
     )
     clauses += [column == value for column, value in pairs if value]
+    if where.merchant_id:
+        clauses.append(alerts.c.txn_id.in_(select(txns.c.txn_id).where(txns.c.merchant_id == where.merchant_id)))
     if where.since is not None:
-        clauses.append(txns.c.ts >= where.since)
+        clauses.append(alerts.c.ts >= where.since)
     if where.until is not None:
-        clauses.append(txns.c.ts < where.until)
+        clauses.append(alerts.c.ts < where.until)
     return clauses
 
 
@@ -143,35 +146,49 @@ def alerts_page(
     """One page of alerts matching ``where`` with their transaction, and how many match in all.
 
     Columns: alert_id, score, status, kind, card_id, merchant_id, amount, ts, txn_id.
-    ``sort``: ``-score``, ``-ts`` or ``ts`` (ties broken by alert id, so pages are stable).
+    ``sort``: ``-score``, ``-ts`` or ``ts`` (ties broken by alert id, so pages are stable). The
+    page is chosen on the alerts table; only its rows are joined to their transactions.
     """
     limit, offset = _page(page, size)
     alerts, txns = store.table("alerts"), store.table("transactions")
-    joined = alerts.outerjoin(txns, alerts.c.txn_id == txns.c.txn_id)
     clauses = _alert_conditions(store, where)
-    key = {"-score": alerts.c.score.desc(), "-ts": txns.c.ts.desc(), "ts": txns.c.ts.asc()}.get(sort)
+    keys = {"-score": lambda t: t.c.score.desc(), "-ts": lambda t: t.c.ts.desc(), "ts": lambda t: t.c.ts.asc()}
+    key = keys.get(sort)
     if key is None:
         raise ConfigError(f"sort must be one of -score, -ts, ts; got {sort!r}")
-    stmt = (
+    chosen = (
         select(
             alerts.c.alert_id,
             alerts.c.score,
             alerts.c.status,
             alerts.c.kind,
             alerts.c.card_id,
-            txns.c.merchant_id,
-            txns.c.amount,
-            txns.c.ts,
+            alerts.c.ts,
             alerts.c.txn_id,
         )
-        .select_from(joined)
         .where(*clauses)
-        .order_by(key, alerts.c.alert_id)
+        .order_by(key(alerts), alerts.c.alert_id)
         .limit(limit)
         .offset(offset)
+        .subquery()
+    )
+    stmt = (
+        select(
+            chosen.c.alert_id,
+            chosen.c.score,
+            chosen.c.status,
+            chosen.c.kind,
+            chosen.c.card_id,
+            txns.c.merchant_id,
+            txns.c.amount,
+            func.coalesce(chosen.c.ts, txns.c.ts).label("ts"),  # alerts written before they carried ts
+            chosen.c.txn_id,
+        )
+        .select_from(chosen.outerjoin(txns, chosen.c.txn_id == txns.c.txn_id))
+        .order_by(key(chosen), chosen.c.alert_id)
     )
     with store.engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(joined).where(*clauses)).scalar_one()
+        total = conn.execute(select(func.count()).select_from(alerts).where(*clauses)).scalar_one()
     return store.read_sql(stmt), int(total)
 
 
