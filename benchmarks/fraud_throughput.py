@@ -1,4 +1,4 @@
-"""End-to-end batch scoring throughput: a transactions file -> ``fraud_scores`` + ``alerts`` in a fresh SQLite store.
+"""End-to-end batch scoring throughput: a transactions file -> ``fraud_scores`` + ``alerts`` in a fresh store (SQLite, and PostgreSQL with ``--db``).
 
 Data: the Fraud Detection Handbook's simulated transactions (../shared/data/fraud-handbook,
 1,754,155 transactions of 4,990 customers, 2018-04-01 .. 2018-09-30; see its SOURCE.md),
@@ -10,7 +10,9 @@ scores only need a trained model of the production shape). Labels only drop know
 
 Timed: :func:`fraud.jobs.score_batch` over the first ``--limit`` transactions in time order
 (default: all), read from a Parquet file without the label columns (written untimed to a temp
-dir) into a fresh SQLite store in a temp dir: read and checks, step features, GRU autoencoder,
+dir) into a fresh SQLite store in a temp dir and, with ``--db URL`` (a PostgreSQL database), into
+a fresh schema of that database (dropped afterwards), one after the other in the same run with
+the same model: read and checks, step features, GRU autoencoder,
 calibration, and the writes (one transaction per chunk of entities: scores and alerts). Torch
 runs with ``--threads`` intra-op threads; ``score_batch`` writes chunk k in its writer thread
 while it scores chunk k + 1. The per-stage seconds come from timing wrappers put around
@@ -26,7 +28,9 @@ default one torch thread scores while the writer thread writes, one core each. `
 gives torch both cores as well; on a machine whose cores are busy with other work that is much
 slower (torch's threads wait for each other at every small GRU step).
 
-    python -m benchmarks.fraud_throughput --out results/fraud_throughput.json [--limit N] [--threads 2]
+    python -m benchmarks.fraud_throughput --out results/fraud_throughput.json [--db URL] [--limit N] [--threads 2]
+
+The JSON has one result per back-end (``sqlite``, ``postgres``) and ``score_tx_per_s_<backend>``.
 
 :func:`measure_throughput` returns the results as a dict (for benchmarks.fraud_handbook).
 """
@@ -47,6 +51,7 @@ import torch
 
 import fraud.model as fraud_model
 from benchmarks._common import Run
+from benchmarks._stores import backend_name, scratch_store
 from benchmarks.fraud_handbook.data import PATH  # (its step_features / score_steps get timed)
 from embeddings.store import Store
 from fraud.config import AutoencoderConfig, FraudModelConfig, TransactionSchema
@@ -109,14 +114,21 @@ def measure_throughput(
     train_days: int = 7,
     epochs: int = 1,
     progress: bool = False,
+    db_url: str | None = None,
 ) -> dict[str, Any]:
-    """Time ``score_batch`` end to end (file -> SQLite store) over the first ``limit`` transactions
-    of ``path`` (all when None) with ``threads`` torch threads; train a model first when none is given.
+    """Time ``score_batch`` end to end (file -> a fresh store: SQLite, or a new schema of the
+    PostgreSQL database ``db_url``) over the first ``limit`` transactions of ``path`` (all when
+    None) with ``threads`` torch threads; train a model first when none is given.
 
     Returns ``score_tx_per_s``, ``score_tx_per_min``, ``transactions``, ``seconds``, ``cpu_s``,
     ``threads``, a ``stages`` breakdown in seconds and the settings.
     """
-    results: dict[str, Any] = {"data": str(path), "limit": limit, "chunk_entities": chunk_entities}
+    results: dict[str, Any] = {
+        "data": str(path),
+        "limit": limit,
+        "chunk_entities": chunk_entities,
+        "backend": backend_name(db_url),
+    }
     if model is None:
         started = time.perf_counter()
         model = train_model(path, train_days=train_days, epochs=epochs)
@@ -124,11 +136,12 @@ def measure_throughput(
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with tempfile.TemporaryDirectory(prefix="fraud_throughput-") as tmp:
+        with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="fraud_throughput-") as tmp:
             source = Path(tmp) / "transactions.parquet"
             scan = pl.scan_parquet(path).drop(LABELS, strict=False)
             (scan if limit is None else scan.head(limit)).sink_parquet(source)
-            store = Store(f"sqlite:///{Path(tmp) / 'store.sqlite'}")
+            scratch = stack.enter_context(scratch_store(db_url, Path(tmp), prefix="fraud_throughput"))
+            store = Store(scratch)
             load = os.getloadavg()[0]
             with _stage_timers(model, store) as stages:
                 started, cpu = time.perf_counter(), time.process_time()
@@ -179,32 +192,40 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, help="score with this saved FraudModel (skip training)")
     parser.add_argument("--save-model", type=Path, help="save the trained model here (to reuse with --model)")
     parser.add_argument("--progress", action="store_true", help="show the scoring progress bar")
+    parser.add_argument("--db", help="also score into a fresh schema of this PostgreSQL database (SQLAlchemy URL)")
     args = parser.parse_args(argv)
     run = Run()
-    model = None
+    results: dict[str, Any] = {}
     if args.model is not None:
         model = FraudModel.load(args.model, device="cpu")
-    elif args.save_model is not None:
-        model = train_model(train_days=args.train_days, epochs=args.epochs)
-        model.save(args.save_model)
-    results = measure_throughput(
-        model=model,
-        limit=args.limit,
-        threads=args.threads,
-        chunk_entities=args.chunk_entities,
-        train_days=args.train_days,
-        epochs=args.epochs,
-        progress=args.progress,
-    )
-    stages = ", ".join(
-        f"{key} {value:.1f} (cpu {results['stages_cpu'][key]:.1f})" for key, value in results["stages"].items()
-    )
-    print(
-        f"{results['transactions']:,} transactions in {results['seconds']:.1f} s (cpu {results['cpu_s']:.1f} s, "
-        f"{results['threads']} torch threads, load {results['load_average_1min_at_start']}): "
-        f"{results['score_tx_per_s']:,.0f} tx/s = {results['score_tx_per_min']:,} tx/min "
-        f"(target {TARGET_TX_PER_MIN:,}); {stages}"
-    )
+    else:  # one model for every back-end
+        with run.stage("train"):
+            model = train_model(train_days=args.train_days, epochs=args.epochs)
+        results.update(train_days=args.train_days, epochs=args.epochs)
+        if args.save_model is not None:
+            model.save(args.save_model)
+    for db_url in (None, args.db) if args.db else (None,):
+        measured = measure_throughput(
+            model=model,
+            limit=args.limit,
+            threads=args.threads,
+            chunk_entities=args.chunk_entities,
+            progress=args.progress,
+            db_url=db_url,
+        )
+        backend = measured["backend"]
+        results[backend] = measured
+        results[f"score_tx_per_s_{backend}"] = measured["score_tx_per_s"]
+        results[f"score_tx_per_min_{backend}"] = measured["score_tx_per_min"]
+        stages = ", ".join(
+            f"{key} {value:.1f} (cpu {measured['stages_cpu'][key]:.1f})" for key, value in measured["stages"].items()
+        )
+        print(
+            f"{backend}: {measured['transactions']:,} transactions in {measured['seconds']:.1f} s "
+            f"(cpu {measured['cpu_s']:.1f} s, {measured['threads']} torch threads, "
+            f"load {measured['load_average_1min_at_start']}): {measured['score_tx_per_s']:,.0f} tx/s = "
+            f"{measured['score_tx_per_min']:,} tx/min (target {TARGET_TX_PER_MIN:,}); {stages}"
+        )
     if args.out:
         run.write(args.out, results)
 

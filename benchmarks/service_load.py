@@ -236,7 +236,9 @@ def main() -> None:
 
     knee_goodput = next(s["goodput_rps"] for s in steps if s["rate_rps"] == knee)
     phases = [*steps, hold, overload]
-    count_5xx = sum(n for p in phases for status, n in p["statuses"].items() if status.startswith("5") and status != "503")
+    count_5xx = sum(
+        n for p in phases for status, n in p["statuses"].items() if status.startswith("5") and status != "503"
+    )
     results = {
         "settings": {
             "workers": args.workers,

@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from embeddings.errors import ConfigError, DataError
@@ -25,6 +26,7 @@ from fraud.config import AutoencoderConfig, FraudModelConfig, TransactionSchema
 from fraud.jobs import score_batch
 from fraud.model import FraudModel, train_fraud_model
 from ui.cli import app
+from ui.dashboard import queries
 
 torch.set_num_threads(1)
 
@@ -174,6 +176,45 @@ def test_a_job_killed_by_sigkill_resumes_and_scores_every_transaction_once(
     a = store.read("fraud_scores", where={"run_id": run_id}).drop("run_id").sort("txn_id")
     b = store.read("fraud_scores", where={"run_id": fresh}).drop("run_id").sort("txn_id")
     assert a.equals(b)
+
+
+def test_two_jobs_write_at_once_while_the_dashboard_reads_whole_chunks(
+    world, model_path: Path, parquet: Path, tmp_path: Path
+) -> None:
+    """Two scoring jobs over two sources write at the same time; meanwhile the dashboard's
+    queries run, and every read sees each card either fully scored or not at all."""
+    url = default_db_url()
+    store = Store(url)
+    other = tmp_path / "copy.parquet"
+    other.write_bytes(parquet.read_bytes())
+    jobs = [
+        subprocess.Popen([sys.executable, "-c", SLOW_JOB, url, str(model_path), str(source)], cwd=ROOT)
+        for source in (parquet, other)
+    ]
+    sizes = dict(world.transactions.group_by("card_id").len().iter_rows())
+    scores = store.table("fraud_scores")
+    per_card = select(scores.c.run_id, scores.c.card_id, func.count().label("n")).group_by(
+        scores.c.run_id, scores.c.card_id
+    )
+    reads = 0
+    try:
+        while any(job.poll() is None for job in jobs):
+            snapshot = store.read_sql(per_card)  # one statement: one snapshot of the store
+            assert all(sizes[card] == n for card, n in zip(snapshot["card_id"], snapshot["n"]))
+            for run in store.runs("score"):
+                page, total = queries.alerts_page(store, queries.AlertFilter(run_id=run["run_id"]))
+                # The page is read after the count, and alerts only grow meanwhile.
+                assert page.height >= min(total, queries.PAGE_SIZE)
+            reads += 1
+    finally:
+        for job in jobs:
+            job.kill()
+    assert [job.wait() for job in jobs] == [0, 0]
+    assert reads >= 3  # the reads ran while the jobs wrote
+    runs = store.runs("score")
+    assert len(runs) == 2 and {run["status"] for run in runs} == {"succeeded"}
+    for run in runs:
+        _check_complete(store, run["run_id"], world)
 
 
 def test_bad_transactions_and_bad_resumes(world, model_path: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ ALLOWED = {
     "recsys": {"recsys", "embeddings"},
     "fraud": {"fraud", "embeddings"},
     "ui": {"ui", "recsys", "fraud", "embeddings"},
-    "benchmarks": {"benchmarks", "recsys", "fraud", "embeddings"},
+    "benchmarks": {"benchmarks", "ui", "recsys", "fraud", "embeddings"},
 }
 HEAVY = ("torch", "gradio", "sklearn", "faiss", "numba")
 

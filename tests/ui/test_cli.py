@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -206,10 +205,14 @@ def test_bad_store_urls_and_session_gaps_are_one_line(tmp_path: Path, seqemb_hom
 
 
 def test_a_missing_postgres_driver_names_the_extra() -> None:
-    if importlib.util.find_spec("psycopg") is not None:
-        pytest.skip("psycopg is installed here")
-    line = _one_line_error(_seqemb("runs", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none"))
-    assert line.endswith("pip install 'seqemb[postgres]'"), line
+    hide_psycopg = "import sys; sys.modules['psycopg'] = None; from ui.cli import main; main()"  # import fails
+    bad = subprocess.run(
+        [sys.executable, "-c", hide_psycopg, "runs", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert bad.returncode == 2 and bad.stderr.rstrip().endswith("pip install 'seqemb[postgres]'"), bad.stderr
 
 
 def test_a_query_source_that_writes_is_refused_and_the_table_is_kept(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import numpy as np
 import polars as pl
-from sqlalchemy import and_, case, desc, func, or_, select
+from sqlalchemy import Select, and_, case, desc, func, or_, select
 
 from embeddings.checks import check_int
 from embeddings.errors import ConfigError
@@ -146,9 +146,19 @@ def alerts_page(
     """One page of alerts matching ``where`` with their transaction, and how many match in all.
 
     Columns: alert_id, score, status, kind, card_id, merchant_id, amount, ts, txn_id.
-    ``sort``: ``-score``, ``-ts`` or ``ts`` (ties broken by alert id, so pages are stable). The
-    page is chosen on the alerts table; only its rows are joined to their transactions.
+    ``sort``: ``-score``, ``-ts`` or ``ts`` (ties broken by alert id, so pages are stable).
     """
+    page_stmt, count_stmt = alerts_page_statements(store, where, page, size, sort)
+    with store.engine.connect() as conn:
+        total = conn.execute(count_stmt).scalar_one()
+    return store.read_sql(page_stmt), int(total)
+
+
+def alerts_page_statements(
+    store: Store, where: AlertFilter, page: int = 1, size: int = PAGE_SIZE, sort: str = "-score"
+) -> tuple[Select, Select]:
+    """The two queries of :func:`alerts_page`: the page, and the count of matches. The page is
+    chosen on the alerts table alone; only its rows are joined to their transactions."""
     limit, offset = _page(page, size)
     alerts, txns = store.table("alerts"), store.table("transactions")
     clauses = _alert_conditions(store, where)
@@ -156,23 +166,16 @@ def alerts_page(
     key = keys.get(sort)
     if key is None:
         raise ConfigError(f"sort must be one of -score, -ts, ts; got {sort!r}")
+    shown = ("alert_id", "score", "status", "kind", "card_id", "ts", "txn_id")
     chosen = (
-        select(
-            alerts.c.alert_id,
-            alerts.c.score,
-            alerts.c.status,
-            alerts.c.kind,
-            alerts.c.card_id,
-            alerts.c.ts,
-            alerts.c.txn_id,
-        )
+        select(*(alerts.c[name] for name in shown))
         .where(*clauses)
         .order_by(key(alerts), alerts.c.alert_id)
         .limit(limit)
         .offset(offset)
         .subquery()
     )
-    stmt = (
+    page_stmt = (
         select(
             chosen.c.alert_id,
             chosen.c.score,
@@ -187,9 +190,7 @@ def alerts_page(
         .select_from(chosen.outerjoin(txns, chosen.c.txn_id == txns.c.txn_id))
         .order_by(key(chosen), chosen.c.alert_id)
     )
-    with store.engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(alerts).where(*clauses)).scalar_one()
-    return store.read_sql(stmt), int(total)
+    return page_stmt, select(func.count()).select_from(alerts).where(*clauses)
 
 
 def alert_kinds(store: Store) -> list[str]:

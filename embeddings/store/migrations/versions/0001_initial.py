@@ -125,7 +125,9 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(64), nullable=False),
         sa.Column(
             "status",
-            sa.Enum("open", "confirmed", "false_positive", name="alert_status", native_enum=False, create_constraint=True),
+            sa.Enum(
+                "open", "confirmed", "false_positive", name="alert_status", native_enum=False, create_constraint=True
+            ),
             nullable=False,
         ),
         sa.Column("created_at", sa.DateTime, nullable=False),
@@ -147,4 +149,3 @@ def upgrade() -> None:
     )
     op.create_index("ix_labels_txn", "labels", ["txn_id"])
     op.create_index("ix_labels_card", "labels", ["card_id"])
-
