@@ -152,7 +152,7 @@ def measure_throughput(
                     chunk_entities=chunk_entities,
                     alert_threshold=alert_threshold,
                     progress=progress,
-                )
+                ).run_id
                 seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu
             metrics = store.get_run(run_id)["metrics"]
             store.close()

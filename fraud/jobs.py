@@ -74,6 +74,7 @@ from fraud.counterparty_labels import counterparty_label_history
 from fraud.features import Features, step_features
 from fraud.labels import read_labels
 from fraud.model import FraudModel, train_fraud_model
+from fraud.score_counts import recorded_counts
 from fraud.semi import SemiModel, step_labels, train_semi
 
 ALERT_KIND = "autoencoder"
@@ -178,6 +179,7 @@ def score_batch(
                 "entities_this_pass": int(todo.size),
                 "scores": store.count("fraud_scores", {"run_id": run.id}),
                 "alerts": store.count("alerts", {"run_id": run.id}),
+                **recorded_counts(store, run.id),
             }
         )
     return JobResult(run.id, store.get_run(run.id)["metrics"])
@@ -260,15 +262,19 @@ def _write_chunk(store: Store, run_id: str, scored: pl.DataFrame, threshold: flo
         pl.col("entity").cast(pl.String).alias("card_id"),
         pl.col("score").cast(pl.Float64),
     )
-    alerts = scores.with_columns(scored["ts"]).filter(pl.col("score") >= threshold).select(
-        (pl.lit(f"{run_id}:") + pl.col("txn_id")).alias("alert_id"),
-        "run_id",
-        "txn_id",
-        "card_id",
-        "score",
-        pl.lit(ALERT_KIND).alias("kind"),
-        pl.lit("open").alias("status"),
-        "ts",
+    alerts = (
+        scores.with_columns(scored["ts"])
+        .filter(pl.col("score") >= threshold)
+        .select(
+            (pl.lit(f"{run_id}:") + pl.col("txn_id")).alias("alert_id"),
+            "run_id",
+            "txn_id",
+            "card_id",
+            "score",
+            pl.lit(ALERT_KIND).alias("kind"),
+            pl.lit("open").alias("status"),
+            "ts",
+        )
     )
     updates = []
     if earlier and alerts.height:

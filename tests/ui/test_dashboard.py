@@ -20,6 +20,7 @@ import pytest
 from embeddings.errors import ConfigError, NotFoundError
 from embeddings.store import Store
 from fraud.labels import read_labels
+from fraud.score_counts import recorded_counts, scores_at_least
 from ui.dashboard import queries
 from ui.dashboard.alert_detail import label_alert
 from ui.dashboard.app import check_exposure, parse_auth, serve
@@ -119,13 +120,19 @@ def test_alerts_page_filters_pages_and_sorts(store) -> None:
 
 def test_threshold_count_and_histogram_agree(store) -> None:
     store, run = store
-    assert queries.count_at_threshold(store, run, 0.99) == 5
-    assert queries.count_at_threshold(store, run, 0.9995) == 3
+    assert scores_at_least(store, run, [0.0, 0.99, 0.9995]) == {0.0: 10, 0.99: 5, 0.9995: 3}
     histogram = queries.score_histogram(store, run, 0.9995)
     assert histogram["count"].sum() == 10
     assert histogram.filter(pl.col("flagged") == "flagged")["count"].sum() == 3
     assert histogram["lower"].is_sorted() and 0.9995 in histogram["lower"].to_list()
     assert histogram["count"].to_list() == [5, 0, 0, 0, 1, 0, 1, 1, 0, 2]
+    # A finished score run records its counts at the histogram's edges: the same histogram,
+    # from the run's metrics plus one count at the threshold.
+    recorded = recorded_counts(store, run)
+    assert recorded["scores_at_least"][0] == 10
+    store.log_metrics(run, recorded)
+    assert queries.score_histogram(store, run, 0.9995).equals(histogram)
+    assert scores_at_least(store, run, [0.0, 0.9995]) == {0.0: 10, 0.9995: 3}
 
 
 def test_label_alert_writes_a_checked_label_and_the_alert_status(store) -> None:

@@ -11,6 +11,7 @@ import gradio as gr
 from embeddings.errors import NotFoundError
 from embeddings.store import Store
 from embeddings.store.schema import ALERT_STATUSES
+from fraud.score_counts import scores_at_least
 from ui.dashboard import alert_detail, queries
 from ui.dashboard.common import guarded, plot_frame, shown
 from ui.dashboard.models import Models
@@ -22,8 +23,8 @@ COLUMNS = ["score", "status", "kind", "card_id", "merchant_id", "amount", "ts", 
 
 def threshold_summary(store: Store, run_id: str, threshold: float) -> str:
     """One line: how many alerts ``threshold`` would raise on the run, out of how many scored."""
-    raised = queries.count_at_threshold(store, run_id, threshold)
-    scored = store.count("fraud_scores", {"run_id": run_id})
+    counts = scores_at_least(store, run_id, [0.0, float(threshold)])
+    raised, scored = counts[float(threshold)], counts[0.0]
     share = raised / scored if scored else 0.0
     return (
         f"At **{threshold:.4f}** this run would raise **{raised:,} alerts** "

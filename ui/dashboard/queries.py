@@ -19,10 +19,9 @@ from embeddings.errors import ConfigError
 from embeddings.graph.transactions import CARD_PREFIX, plain_ids
 from embeddings.store import Store
 from fraud.labels import read_labels
+from fraud.score_counts import SCORE_EDGES, scores_at_least
 
 PAGE_SIZE = 25
-# Histogram edges on the calibrated score: 0, then 1 - 10^(-j/2) for j = 1 .. 8 (0.68 .. 0.9999).
-SCORE_EDGES = (0.0, *(round(1.0 - 10.0 ** (-j / 2), 6) for j in range(1, 9)))
 ALERT_SORTS = {"score, highest first": "-score", "newest first": "-ts", "oldest first": "ts"}
 
 
@@ -205,28 +204,17 @@ def get_alert(store: Store, alert_id: str) -> dict | None:
     return frame.row(0, named=True) if frame.height else None
 
 
-def count_at_threshold(store: Store, run_id: str, threshold: float) -> int:
-    """How many of the run's scored transactions have a calibrated score >= ``threshold``."""
-    scores = store.table("fraud_scores")
-    stmt = select(func.count()).where(scores.c.run_id == run_id, scores.c.score >= float(threshold))
-    with store.engine.connect() as conn:
-        return int(conn.execute(stmt).scalar_one())
-
-
 def score_histogram(store: Store, run_id: str, threshold: float) -> pl.DataFrame:
     """Counts of the run's scores between consecutive edges (:data:`SCORE_EDGES` plus ``threshold``).
 
-    One aggregate query. Columns: ``bucket`` (label ``"[lo, hi)"``), ``lower``, ``count``,
+    The run's recorded counts (:mod:`fraud.score_counts`), plus one count of the scores at or
+    above ``threshold``. Columns: ``bucket`` (label ``"[lo, hi)"``), ``lower``, ``count``,
     ``log10(1 + count)`` (the bar height: the flagged tail is thousands of times rarer) and
     ``flagged`` ("flagged" when the bucket lies at or above the threshold, else "normal").
     """
     edges = sorted({*SCORE_EDGES, round(float(threshold), 6)})
-    scores = store.table("fraud_scores")
-    at_least = [func.sum(case((scores.c.score >= edge, 1), else_=0)) for edge in edges]
-    stmt = select(*at_least, func.count()).where(scores.c.run_id == run_id)
-    with store.engine.connect() as conn:
-        row = [int(v or 0) for v in conn.execute(stmt).one()]
-    above = row[:-1] + [0]  # scores >= each edge, then nothing above 1
+    at_least = scores_at_least(store, run_id, edges)
+    above = [at_least[edge] for edge in edges] + [0]  # scores >= each edge, then nothing above 1
     counts = [above[i] - above[i + 1] for i in range(len(edges))]
     uppers = edges[1:] + [1.0]
     return pl.DataFrame(
