@@ -138,6 +138,27 @@ def test_sqlite_table_and_query_round_trip(sqlite_url):
         read_events(sqlite_url, SCHEMA, table="nowhere.click events")
 
 
+def test_a_table_of_a_schema_is_a_source_and_a_query_cannot_write(store_url):
+    """``--table schema.table`` on the store's own database (a PostgreSQL schema, SQLite's main),
+    and a writing query refused there too, by the parser and by the read-only transaction."""
+    engine = sa.create_engine(store_url)
+    RAW.write_database("click events", engine)  # lands in the first schema on the search path
+    with engine.connect() as conn:
+        schema = (
+            "main" if engine.dialect.name == "sqlite" else conn.execute(sa.text("SELECT current_schema()")).scalar()
+        )
+    events, report = read_events(store_url, SCHEMA, table=f"{schema}.click events")
+    assert events.equals(EXPECTED)
+    with pytest.raises(DataError, match="a query source is read only"):
+        read_table(store_url, query='DELETE FROM "click events"')
+    with engine.connect() as conn:
+        sources._read_only(conn)
+        with pytest.raises(sa.exc.DBAPIError, match="(?i)read.?only"):
+            conn.execute(sa.text('DELETE FROM "click events"'))
+    assert read_table(store_url, table="click events").height == RAW.height
+    engine.dispose()
+
+
 def test_sqlite_errors(sqlite_url, tmp_path):
     with _raises(DataError, f"{sqlite_url} table 'nope': no such table"):
         read_table(sqlite_url, table="nope")

@@ -3,6 +3,7 @@ the labelling path, the graph layout and PCA map, and the security of serving it
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import httpx
 import numpy as np
 import polars as pl
 import pytest
+from sqlalchemy import text
 
 from embeddings.errors import ConfigError, NotFoundError
 from embeddings.store import Store
@@ -327,3 +329,32 @@ def test_ctrl_c_stops_seqemb_ui(tmp_path: Path) -> None:
         assert child.wait(timeout=30) is not None
     finally:
         child.kill()
+
+
+@pytest.mark.parametrize(
+    ("name", "where"),
+    [
+        ("first page", {}),
+        ("card", {"card_id": "c3"}),
+        ("score", {"min_score": 0.9995}),
+        ("day", {"since": T0 + timedelta(days=4), "until": T0 + timedelta(days=5)}),
+        ("merchant", {"merchant_id": "m1"}),
+    ],
+)
+def test_the_alerts_tab_filters_are_served_by_indexes(store, name, where) -> None:
+    """The plan of each alerts-tab query (the page and the count) reads the alerts through one of
+    their indexes, never by scanning the table (which index wins depends on the table's size and
+    statistics: benchmarks/store_scale.py records the plans of a large store). PostgreSQL is told
+    to avoid sequential scans, which it prefers on a table this small."""
+    store, run = store
+    statements = queries.alerts_page_statements(store, queries.AlertFilter(run_id=run, **where))
+    dialect = store.engine.dialect.name
+    with store.engine.begin() as conn:
+        if dialect == "postgresql":
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+        for statement in statements:
+            sql = str(statement.compile(store.engine, compile_kwargs={"literal_binds": True}))
+            explain = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
+            plan = "\n".join(str(row[-1]) for row in conn.execute(text(explain + sql)))
+            assert re.search(r"\bix_alerts_\w+", plan), f"{name}: {plan}"
+            assert not re.search(r"SCAN alerts\b|Seq Scan on alerts\b", plan), f"{name}: {plan}"
