@@ -25,8 +25,11 @@ SERVERS = ("serve", "ui")
 
 
 def tour_commands() -> list[list[str]]:
-    """The ``seqemb`` commands of the README's bash blocks from the export on, as argument lists."""
-    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    """The ``seqemb`` commands of the README's bash blocks from the export on (up to the production
+    section), as argument lists."""
+    # The production section's commands name a server and files of the user's, not the tour's.
+    tour = README.read_text(encoding="utf-8").split("\n## In production")[0]
+    blocks = re.findall(r"```bash\n(.*?)```", tour, flags=re.S)
     text = "\n".join(blocks).replace("\\\n", " ")
     commands = []
     for line in text.splitlines():
