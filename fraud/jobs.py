@@ -171,15 +171,16 @@ def score_batch(
                 pending = writer.submit(_write_chunk, store, run.id, scored, float(alert_threshold), earlier)
             if pending is not None:
                 bar.update(pending.result())
+        counts = recorded_counts(store, run.id)  # at_least[0] (scores >= 0) is every score of the run
         run.log_metrics(
             {
                 "transactions": int(wanted.sum()),
                 "history_transactions": transactions.height,
                 "entities": int((wanted > 0).sum()),
                 "entities_this_pass": int(todo.size),
-                "scores": store.count("fraud_scores", {"run_id": run.id}),
+                "scores": counts["scores_at_least"][0],
                 "alerts": store.count("alerts", {"run_id": run.id}),
-                **recorded_counts(store, run.id),
+                **counts,
             }
         )
     return JobResult(run.id, store.get_run(run.id)["metrics"])

@@ -42,12 +42,11 @@ def write_rows(
         return _write_chunk_by_lookup(conn, table, chunk, keys, replace)
     # A stored row keeps the columns the frame does not name, even those with defaults.
     updated = [name for name in chunk.columns if name not in keys] if replace else []
+    stmt = _on_conflict(upsert_insert(table), keys, updated)
     writer = BULK_WRITERS.get((conn.dialect.name, conn.dialect.driver))
     if writer is not None:
-        stmt = _on_conflict(upsert_insert(table), keys, updated)
         return writer(conn, table, _with_defaults(table, chunk), stmt)
     rows = chunk.to_dicts()
-    stmt = _on_conflict(upsert_insert(table), keys, updated)
     # RETURNING counts exactly the rows inserted or updated; executemany rowcounts vary by driver.
     if conn.dialect.insert_executemany_returning:
         return len(conn.execute(stmt.returning(*table.primary_key.columns), rows).all())

@@ -82,8 +82,7 @@ def ensure_schema(engine: Engine) -> None:
         with schema_transaction(engine) as conn:
             found = current_revision(conn)  # another process may have created it meanwhile
             if found is None:
-                metadata.create_all(conn)
-                _stamp(conn, head())
+                _create(conn)
                 return
     _check(found, shown_url(engine))
 
@@ -109,8 +108,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     with schema_transaction(engine) as conn:
         before = current_revision(conn)
         if before is None and revision == "head":
-            metadata.create_all(conn)
-            _stamp(conn, head())
+            _create(conn)
             return None, head()
         if before is not None:
             _stamp(conn, before)  # a store made before migrations gets its inferred revision recorded
@@ -120,6 +118,12 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
         return before, current_revision(conn)
+
+
+def _create(conn: Connection) -> None:
+    """An empty database's tables, created from the current definitions and stamped :func:`head`."""
+    metadata.create_all(conn)
+    _stamp(conn, head())
 
 
 def _stamp(conn: Connection, revision: str) -> None:
