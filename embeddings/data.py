@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from embeddings.checks import check_int
-from embeddings.errors import ConfigError, DataError
+from embeddings.errors import ConfigError, DataError, RowError
 from embeddings.keys import FORBIDDEN_ID_PATTERN, ID_LENGTH, id_problem
 from embeddings.sequences import Sequences
 from embeddings.sources import Source, describe_source, read_table
@@ -113,8 +113,8 @@ class BuiltSequences(NamedTuple):
     owners: pl.DataFrame
 
 
-def bad_row(name: str, column: str, row: int, problem: str) -> DataError:
-    return DataError(f"{name}: column {column!r} row {row} (0-based data row): {problem}")
+def bad_row(name: str, column: str, row: int, problem: str) -> RowError:
+    return RowError(name, column, row, problem)
 
 
 def check_nulls(name: str, column: str, s: pl.Series) -> None:

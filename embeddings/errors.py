@@ -17,6 +17,19 @@ class DataError(SeqembError):
     """An input table is missing, malformed or empty."""
 
 
+class RowError(DataError):
+    """A bad value in one row: ``source``, ``column``, ``row`` (0-based data row) and ``problem``
+    are kept, so a reader of one block of a source can name the row in the whole source."""
+
+    def __init__(self, source: str, column: str, row: int, problem: str) -> None:
+        self.source, self.column, self.row, self.problem = source, column, row, problem
+        super().__init__(f"{source}: column {column!r} row {row} (0-based data row): {problem}")
+
+    def at(self, source: str, row: int) -> RowError:
+        """The same error named in ``source`` at its ``row``."""
+        return RowError(source, self.column, row, self.problem)
+
+
 class ConfigError(SeqembError):
     """A configuration value or command-line flag is invalid."""
 

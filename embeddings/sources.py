@@ -19,7 +19,7 @@ in messages.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import polars as pl
@@ -88,6 +88,11 @@ def read_table(
 
 
 def _read_file(path: Path, name: str, text_columns: Collection[str]) -> pl.DataFrame:
+    return _collect(_scan_file(path, name, text_columns), name)
+
+
+def _scan_file(path: Path, name: str, text_columns: Collection[str]) -> pl.LazyFrame:
+    """A lazy scan of a CSV or Parquet file (nothing is read until it is collected)."""
     lower = path.name.lower()
     separator = next((sep for suffix, sep in _CSV_SEPARATORS.items() if lower.endswith(suffix)), None)
     if separator is None and not lower.endswith(_PARQUET_SUFFIXES):
@@ -96,8 +101,17 @@ def _read_file(path: Path, name: str, text_columns: Collection[str]) -> pl.DataF
         raise DataError(f"{name}: file not found")
     try:
         if separator is None:
-            return pl.read_parquet(path)
-        return pl.read_csv(
+            return pl.scan_parquet(path)
+        if lower.endswith(".gz"):  # polars scans plain text only; a compressed file is read whole
+            text = pl.read_csv(
+                path,
+                separator=separator,
+                infer_schema_length=_CSV_INFER_ROWS,
+                schema_overrides=dict.fromkeys(text_columns, pl.String),
+                raise_if_empty=False,
+            )
+            return text.lazy()
+        return pl.scan_csv(
             path,
             separator=separator,
             infer_schema_length=_CSV_INFER_ROWS,
@@ -106,6 +120,109 @@ def _read_file(path: Path, name: str, text_columns: Collection[str]) -> pl.DataF
         )
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
         raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
+
+
+def _collect(frame: pl.LazyFrame, name: str) -> pl.DataFrame:
+    try:
+        return frame.collect()
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
+
+
+# The column of :func:`read_keys`' frame holding each row's 0-based data row in the whole source.
+SOURCE_ROW = "__seqemb_source_row"
+
+
+def check_keyed(source: Source, *, table: str | None = None, query: str | None = None) -> None:
+    """Raise :class:`ConfigError` unless ``source`` can be read in blocks of keys: a file, or a
+    database table (a query or a frame cannot)."""
+    name = describe_source(source, table=table, query=query)
+    if isinstance(source, pl.DataFrame):
+        raise ConfigError("a dataframe cannot be read in blocks of keys: give a file or a database table")
+    if _is_url(source) and table is None:
+        raise ConfigError(f"{name}: a query cannot be read in blocks of keys: give table=")
+    if not _is_url(source) and (table is not None or query is not None):
+        raise ConfigError(f"{name}: table= and query= apply to database URLs, not to files")
+
+
+def distinct_keys(
+    source: str | Path, column: str, *, table: str | None = None, text_columns: Collection[str] = ()
+) -> pl.Series:
+    """The distinct values of ``column`` in ``source`` (a file or a table), sorted; only that column is read."""
+    name = describe_source(source, table=table)
+    if _is_url(source):
+        frame = _read_database(
+            str(source), name, table=table, statement=lambda t: sa.select(_column(t, column, name)).distinct()
+        )
+    else:
+        scan = _scan_file(Path(source), name, text_columns)
+        _check_column(scan, column, name)
+        frame = _collect(scan.select(column).unique(), name)
+    return frame.to_series().drop_nulls().sort()
+
+
+def read_keys(
+    source: str | Path, column: str, keys: Collection, *, table: str | None = None, text_columns: Collection[str] = ()
+) -> pl.DataFrame:
+    """The rows of ``source`` whose ``column`` is one of ``keys``, in source order, with
+    :data:`SOURCE_ROW` (Int64): each row's 0-based data row in the file; null for a table, whose
+    rows have no order. A file is scanned with the filter pushed down; a table is read with the
+    keys as bound parameters in a read-only transaction."""
+    name = describe_source(source, table=table)
+    keys = list(keys)
+    if _is_url(source):
+        frame = _read_database(
+            str(source), name, table=table, statement=lambda t: sa.select(t).where(_column(t, column, name).in_(keys))
+        )
+        return frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(SOURCE_ROW))
+    scan = _scan_file(Path(source), name, text_columns).with_row_index(SOURCE_ROW)
+    _check_column(scan, column, name)
+    frame = _collect(scan.filter(pl.col(column).is_in(pl.Series(keys, strict=False).implode())), name)
+    return frame.with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
+
+
+def first_repeated(
+    source: str | Path, column: str, *, table: str | None = None, text_columns: Collection[str] = ()
+) -> tuple[int | None, object] | None:
+    """The first value of ``column`` that ``source`` holds more than once, as ``(row, value)``
+    (``row`` None for a table), or None; only that column is read."""
+    name = describe_source(source, table=table)
+    if _is_url(source):
+
+        def repeated(t: sa.Table) -> sa.Select:
+            c = _column(t, column, name)
+            return sa.select(c).group_by(c).having(sa.func.count() > 1).limit(1)
+
+        found = _read_database(str(source), name, table=table, statement=repeated)
+        return None if found.height == 0 else (None, found.item(0, 0))
+    scan = _scan_file(Path(source), name, text_columns).with_row_index(SOURCE_ROW)
+    _check_column(scan, column, name)
+    found = _collect(
+        scan.group_by(column)
+        .agg(pl.len(), pl.col(SOURCE_ROW).min())
+        .filter(pl.col("len") > 1)
+        .sort(SOURCE_ROW)
+        .head(1),
+        name,
+    )
+    return None if found.height == 0 else (int(found[SOURCE_ROW][0]), found[column][0])
+
+
+def _check_column(scan: pl.LazyFrame, column: str, name: str) -> None:
+    try:
+        columns = scan.collect_schema().names()
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
+    if column not in columns:
+        raise DataError(
+            f"{name}: missing column {column!r} (columns: {', '.join(c for c in columns if c != SOURCE_ROW)})"
+        )
+
+
+def _column(table: sa.Table, column: str, name: str) -> sa.Column:
+    if column not in table.c:
+        raise DataError(f"{name}: missing column {column!r} (columns: {', '.join(table.c.keys())})")
+    return table.c[column]
 
 
 def check_select(query: str, name: str) -> None:
@@ -145,7 +262,15 @@ def _reflect(conn: sa.Connection, table: str, name: str) -> sa.Table:
     raise DataError(f"{name}: no such table")
 
 
-def _read_database(url: str, name: str, *, table: str | None, query: str | None) -> pl.DataFrame:
+def _read_database(
+    url: str,
+    name: str,
+    *,
+    table: str | None = None,
+    query: str | None = None,
+    statement: Callable[[sa.Table], sa.Select] | None = None,
+) -> pl.DataFrame:
+    """Read ``query``, or the ``table`` (``statement(table)`` when given: a select built on it)."""
     if query is not None:
         check_select(query, name)
     try:
@@ -166,11 +291,12 @@ def _read_database(url: str, name: str, *, table: str | None, query: str | None)
     try:
         with engine.connect() as conn:
             _read_only(conn)
-            if table is not None:
-                statement = sa.select(_reflect(conn, table, name))
+            if table is None:
+                chosen = sa.text(query)
             else:
-                statement = sa.text(query)
-            return pl.read_database(statement, conn, infer_schema_length=None)
+                reflected = _reflect(conn, table, name)
+                chosen = sa.select(reflected) if statement is None else statement(reflected)
+            return pl.read_database(chosen, conn, infer_schema_length=None)
     except (sa.exc.SQLAlchemyError, pl.exceptions.PolarsError) as e:
         raise DataError(f"{name}: {first_line(e)}") from None
     finally:

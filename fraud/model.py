@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from time import perf_counter
@@ -46,9 +47,9 @@ import numpy as np
 import polars as pl
 
 from embeddings.data import bad_row, check_ids
-from embeddings.errors import DataError
+from embeddings.errors import ConfigError, DataError, RowError
 from embeddings.files import atomic_directory, format_tag, read_json, read_manifest
-from embeddings.sources import Source, describe_source, read_table
+from embeddings.sources import SOURCE_ROW, Source, describe_source, read_keys, read_table
 from embeddings.vectors import Embeddings
 from fraud.autoencoder import SequenceAutoencoder, load_autoencoder, save_autoencoder, score_steps, train_autoencoder
 from fraud.calibrate import Calibration
@@ -79,11 +80,63 @@ def read_scoring_transactions(
     column and the row.
     """
     name = describe_source(source, table=table, query=query)
-    text = [*schema.id_columns(), *([] if transaction_id is None else [transaction_id])]
-    raw = read_table(source, table=table, query=query, text_columns=text)
+    raw = read_table(source, table=table, query=query, text_columns=_text_columns(schema, transaction_id))
+    frame = _checked(raw, name, schema, transaction_id)
+    if transaction_id is not None:
+        ids = frame["txn_id"]
+        repeated = ids.is_duplicated()
+        if repeated.any():
+            first = frame.filter(repeated).sort("row")
+            raise bad_row(
+                name, transaction_id, int(first["row"][0]), f"transaction id {first['txn_id'][0]!r} is repeated"
+            )
+    return frame
+
+
+def read_scoring_block(
+    source: str | Path,
+    schema: TransactionSchema,
+    transaction_id: str | None,
+    entities: Sequence,
+    *,
+    table: str | None = None,
+) -> pl.DataFrame:
+    """The transactions of ``entities`` in ``source`` (a file or a table), checked and shaped as
+    :func:`read_scoring_transactions` shapes the whole source: ``row`` and a bad row's number are
+    the rows of the whole file. The caller checks that transaction ids are unique across blocks
+    (:func:`embeddings.sources.first_repeated`); a table's rows have no order, so a table needs
+    ``transaction_id``."""
+    name = describe_source(source, table=table)
+    if transaction_id is None and table is not None:
+        raise ConfigError(
+            f"{name}: a table's rows have no order to number them by: train the fraud model with a transaction id column"
+        )
+    raw = read_keys(source, schema.entity, entities, table=table, text_columns=_text_columns(schema, transaction_id))
+    if raw.height == 0:
+        raise DataError(f"{name}: no rows")
+    rows = raw[SOURCE_ROW]
+    try:
+        frame = _checked(raw.drop(SOURCE_ROW), name, schema, transaction_id)
+    except RowError as e:
+        raise e.at(name, e.row if table is not None else int(rows[e.row])) from None
+    if table is not None:
+        return frame
+    frame = frame.with_columns(row=rows.gather(frame["row"]))
+    return frame if transaction_id is not None else frame.with_columns(txn_id=pl.col("row").cast(pl.String))
+
+
+def _text_columns(schema: TransactionSchema, transaction_id: str | None) -> list[str]:
+    """The columns a CSV reader keeps as text: ids (``0081`` is not 81)."""
+    return [*schema.id_columns(), *([] if transaction_id is None else [transaction_id])]
+
+
+def _checked(raw: pl.DataFrame, name: str, schema: TransactionSchema, transaction_id: str | None) -> pl.DataFrame:
+    """``raw`` (the caller's columns) checked by :func:`read_transactions`, with ``txn_id``."""
     try:
         frame = read_transactions(raw, schema)
     except DataError as exc:  # name the caller's source, not the in-memory frame
+        if isinstance(exc, RowError):
+            raise exc.at(name, exc.row) from None
         message = str(exc)
         if message.startswith("dataframe"):
             message = name + message[len("dataframe") :]
@@ -93,10 +146,6 @@ def read_scoring_transactions(
     if transaction_id not in raw.columns:
         raise DataError(f"{name}: missing column {transaction_id!r} (columns: {', '.join(raw.columns)})")
     ids = check_ids(name, transaction_id, raw[transaction_id]).cast(pl.String)
-    repeated = ids.is_duplicated()
-    if repeated.any():
-        row = int(repeated.arg_max())
-        raise bad_row(name, transaction_id, row, f"transaction id {ids[row]!r} is repeated")
     return frame.with_columns(txn_id=ids.gather(frame["row"]))
 
 

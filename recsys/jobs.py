@@ -27,10 +27,12 @@ from typing import Any, Protocol
 import polars as pl
 from sqlalchemy import select
 
+from embeddings import ray_engine
 from embeddings.checks import check_int
-from embeddings.errors import DataError
+from embeddings.errors import ConfigError, DataError
 from embeddings.files import check_output_dir
 from embeddings.model import EmbeddingModel
+from embeddings.ray_engine import check_engine
 from embeddings.sources import Source, describe_source, read_table
 from embeddings.store import Store
 from embeddings.store.runs import JobResult
@@ -113,6 +115,9 @@ def recommend_batch(
     run_id: str | None = None,
     model_path: str | os.PathLike | None = None,
     progress: bool = True,
+    engine: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> JobResult[None]:
     """Write the top ``k`` items of each user to ``store``.
 
@@ -123,9 +128,21 @@ def recommend_batch(
     failure marks it failed and leaves the finished chunks in place for the resume. With a
     ``model_path`` the job is exclusive: a second batch of that model while one runs, or a second
     resume of one run, raises :class:`~embeddings.errors.BusyError`.
+
+    ``engine="ray"`` writes the same chunks from a pool of ``workers`` Ray actors (default: one
+    per CPU of the cluster at ``ray_address``, see :func:`embeddings.ray_engine.connect`), each
+    loading the model at ``model_path`` once and writing its chunks as this process would.
     """
     check_k(k)
     check_int("chunk_size", chunk_size)
+    check_engine(engine)
+    if engine == "ray":
+        if model_path is None:
+            raise ConfigError("a batch on Ray loads the model in every worker: give the model's directory (model_path)")
+        store_url = store.url_for_workers()
+        ray_engine.connect(ray_address)
+        workers = workers or ray_engine.cluster_cpus()
+        check_int("workers", workers)
     users = _unique_users(recommender.user_ids if user_ids is None else user_ids)
     config = {"model_path": None if model_path is None else str(model_path), "k": k, "exclude_seen": exclude_seen}
     # One batch per model directory at a time: a second copy of the nightly job stops at once.
@@ -134,14 +151,40 @@ def recommend_batch(
     with store.run(RECOMMEND_KIND, config, resume=run_id, resume_keys=_RESUME_KEYS, lock=lock) as run:
         run.log_metrics({"users": users.len()})
         todo = users.filter(~users.cast(pl.String).is_in(users_written(store, run.id).implode()))
+        chunks = [todo.slice(start, chunk_size).to_list() for start in range(0, todo.len(), chunk_size)]
         with run.progress(users.len(), done=users.len() - todo.len(), unit="user", enabled=progress) as bar:
-            for start in range(0, todo.len(), chunk_size):
-                chunk = todo.slice(start, chunk_size)
-                rows = _rows(run.id, recommender.recommend_users(chunk.to_list(), k=k, exclude_seen=exclude_seen))
-                store.write("recommendations", rows, on_conflict="update", chunk_size=max(rows.height, 1))
-                bar.update(chunk.len())
+            if engine == "ray":
+                writing = {"model_path": str(model_path), "store_url": store_url, "run_id": run.id, "k": k}
+                writing["exclude_seen"] = exclude_seen
+                blocks = [{"keys": chunk} for chunk in chunks]
+                for result in ray_engine.map_blocks(blocks, _RecommendChunk, writing, workers=workers):
+                    bar.update(int(result["users"].sum()))
+            else:
+                for chunk in chunks:
+                    bar.update(write_users(store, recommender, run.id, chunk, k, exclude_seen))
         run.log_metrics({"users_this_pass": todo.len(), "rows": store.count("recommendations", {"run_id": run.id})})
     return JobResult(run.id, store.get_run(run.id)["metrics"])
+
+
+def write_users(
+    store: Store, recommender: UserRecommender, run_id: str, users: list, k: int, exclude_seen: bool
+) -> int:
+    """Write the top ``k`` rows of ``users`` in ``run_id`` in one transaction; return how many users."""
+    rows = _rows(run_id, recommender.recommend_users(users, k=k, exclude_seen=exclude_seen))
+    store.write("recommendations", rows, on_conflict="update", chunk_size=max(rows.height, 1))
+    return len(users)
+
+
+class _RecommendChunk:
+    """A Ray worker that holds the model and the store and writes one chunk of users (:func:`write_users`)."""
+
+    def __init__(self, model_path: str, store_url: str, run_id: str, k: int, exclude_seen: bool) -> None:
+        self.recommender, self.store = Recommender.load(model_path), Store(store_url)
+        self.run_id, self.k, self.exclude_seen = run_id, k, exclude_seen
+
+    def __call__(self, batch) -> dict:
+        users = batch["keys"][0].as_py()
+        return {"users": [write_users(self.store, self.recommender, self.run_id, users, self.k, self.exclude_seen)]}
 
 
 def users_written(store: Store, run_id: str) -> pl.Series:

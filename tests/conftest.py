@@ -49,3 +49,14 @@ def store_url(db_backend) -> str:
     from embeddings.settings import default_db_url
 
     return default_db_url()
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> str:
+    """A local Ray cluster of two CPUs for the ``--engine ray`` tests (``ray.init(num_cpus=2)``),
+    joined by this process; its address, for child processes to join too."""
+    import ray
+
+    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield context.address_info["address"]
+    ray.shutdown()

@@ -76,6 +76,15 @@ class Store(RunRecords):
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
 
+    def url_for_workers(self) -> str:
+        """The URL other processes open this store with (password included): a job's workers.
+
+        An in-memory SQLite store lives in this process only: :class:`ConfigError`."""
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite" and (url.database or "") in ("", ":memory:"):
+            raise ConfigError(f"the store at {self.url} is in memory: workers in other processes cannot write to it")
+        return url.render_as_string(hide_password=False)
+
     def create(self) -> None:
         """Create the tables of an empty database, or check that the store's schema is this seqemb's.
 

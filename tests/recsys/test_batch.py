@@ -202,3 +202,24 @@ def test_resume_must_match_the_run(recommender: Recommender) -> None:
         recommend_batch(store, recommender, run_id=other, progress=False)
     with pytest.raises(ConfigError, match=r"k must be an integer in \[1, 1000\]"):
         recommend_batch(store, recommender, k=0, progress=False)
+
+
+def test_a_batch_on_ray_writes_the_rows_of_the_one_process_batch(tmp_path_factory, ray_address) -> None:
+    path = small_recommender(tmp_path_factory)
+    recommender = Recommender.load(path)
+    store = Store(default_db_url())
+    one = recommend_batch(store, recommender, k=5, chunk_size=16, model_path=path, progress=False)
+    ray = recommend_batch(store, recommender, k=5, chunk_size=16, model_path=path, progress=False, engine="ray")
+    rows = [
+        store.read("recommendations", where={"run_id": r.run_id}).drop("run_id").sort("user_id", "rank")
+        for r in (one, ray)
+    ]
+    assert rows[1].equals(rows[0])  # same users, ranks, items and bit-identical scores
+    assert rows[1].height == len(recommender.user_ids) * 5
+    assert ray.metrics["progress"] == {
+        "done": len(recommender.user_ids),
+        "total": len(recommender.user_ids),
+        "unit": "user",
+    }
+    with pytest.raises(ConfigError, match="model_path"):
+        recommend_batch(store, recommender, k=5, engine="ray", progress=False)

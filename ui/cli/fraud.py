@@ -29,8 +29,12 @@ from fraud.config import (
 from ui.cli.options import (
     DbOption,
     DeviceOption,
+    Engine,
+    EngineOption,
     IntegerIdsOption,
     QueryOption,
+    RayAddressOption,
+    RayWorkersOption,
     SeedOption,
     SourceArgument,
     TableOption,
@@ -133,6 +137,9 @@ def score(
     chunk_entities: Annotated[
         int, typer.Option(min=1, help="Entities (with all their transactions) per chunk.")
     ] = DEFAULT_CHUNK_ENTITIES,
+    engine: EngineOption = Engine.local,
+    ray_address: RayAddressOption = None,
+    workers: RayWorkersOption = None,
     db: DbOption = None,
 ) -> None:
     """Score transactions with a fraud model into the store (fraud_scores, alerts); resumable."""
@@ -156,6 +163,9 @@ def score(
         run_id=resume,
         model_path=path.resolve(),
         since=since,
+        engine=engine.value,
+        ray_address=ray_address,
+        workers=workers,
     )
     m = result.metrics
     typer.echo(

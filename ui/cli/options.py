@@ -33,6 +33,26 @@ IntegerIdsOption = Annotated[
 WorkersOption = Annotated[int, typer.Option(min=0, help="Threads (0 = every core).")]
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+EngineOption = Annotated[
+    Engine, typer.Option(help="Where the chunks run: this process, or actors of a Ray cluster (seqemb[ray]).")
+]
+RayAddressOption = Annotated[
+    Optional[str],
+    typer.Option(
+        help="With --engine ray: the cluster to join (auto: the one `ray start` runs here; "
+        "default: $RAY_ADDRESS, else a local one on this machine)."
+    ),
+]
+RayWorkersOption = Annotated[
+    Optional[int], typer.Option(min=1, help="With --engine ray: actors in the pool (default: one per cluster CPU).")
+]
+
+
 def out_option(kind: str) -> object:
     """The ``--out`` option of a command that trains a ``kind`` model."""
     return typer.Option(help=f"Model directory (default: $SEQEMB_HOME/models/{kind}-<run id>).")

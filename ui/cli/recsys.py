@@ -16,8 +16,12 @@ from recsys.config import DEFAULT_K, MAX_K, RECOMMENDER_KIND, RecommenderConfig
 from ui.cli.options import (
     DbOption,
     DeviceOption,
+    Engine,
+    EngineOption,
     IntegerIdsOption,
     QueryOption,
+    RayAddressOption,
+    RayWorkersOption,
     SeedOption,
     SourceArgument,
     TableOption,
@@ -118,6 +122,9 @@ def recommend(
         ),
     ] = None,
     exclude_seen: Annotated[bool, typer.Option(help="Leave out items the user already has.")] = True,
+    engine: EngineOption = Engine.local,
+    ray_address: RayAddressOption = None,
+    workers: RayWorkersOption = None,
     db: DbOption = None,
 ) -> None:
     """Recommend items: for one user (--user), or for every user into the store (--batch, resumable)."""
@@ -125,6 +132,8 @@ def recommend(
         raise ConfigError("give either --user ID (print one user's top k) or --batch (write every user's to the store)")
     if not batch and (users is not None or resume is not None):
         raise ConfigError("--users and --resume go with --batch")
+    if not batch and (engine is not Engine.local or ray_address is not None or workers is not None):
+        raise ConfigError("--engine, --ray-address and --workers go with --batch")
     from embeddings.store import Store
     from recsys.jobs import recommend_batch
     from recsys.recommender import Recommender
@@ -143,7 +152,16 @@ def recommend(
             typer.echo(f"{rank:>4}  {neighbour}  {score:.4f}")
         return
     result = recommend_batch(
-        store, recommender, chosen, k=k, exclude_seen=exclude_seen, run_id=resume, model_path=path.resolve()
+        store,
+        recommender,
+        chosen,
+        k=k,
+        exclude_seen=exclude_seen,
+        run_id=resume,
+        model_path=path.resolve(),
+        engine=engine.value,
+        ray_address=ray_address,
+        workers=workers,
     )
     m = result.metrics
     typer.echo(f"wrote the top {k} of {m['users_this_pass']:,} users ({m['users']:,} in the run, {m['rows']:,} rows)")
