@@ -8,6 +8,14 @@ Three kinds trade exactness for speed:
 - ``"hnsw"``: ``IndexHNSWFlat``; a layered proximity graph with ``m`` links per node,
   built with beam width ``ef_construction`` and searched with beam width
   ``max(ef_search, k)``.
+- ``"ivfpq"``: for catalogues of tens of millions. IVF cells as above, and in each cell every
+  vector is a product-quantisation code of ``pq_m`` bytes (``pq_m`` sub-vectors, 256 centroids
+  each), after an OPQ rotation learned to cut the quantisation error (``opq=True``). ``pq_m``
+  defaults to what the memory budget ``bytes_per_vector`` leaves beside the 8-byte id each
+  IVF list stores. Codes alone rank neighbours coarsely (they cannot tell near-ties apart), so
+  with ``refine=R`` (default 10) the ``R * k`` best candidates of the codes are re-ranked with
+  the full vectors, which the index file keeps after the codes (``IndexRefineFlat``): load it
+  memory-mapped and only the compressed part and the candidates' pages are read into memory.
 
 Three metrics: ``"cosine"`` (rows and queries are L2-normalised, then inner product),
 ``"ip"`` (raw inner product) and ``"l2"`` (Euclidean). Scores are always "higher is
@@ -17,10 +25,16 @@ int64 row numbers ``0..n-1`` in order of addition. When fewer than ``k`` neighbo
 exist, results are padded with key ``None`` and score ``-inf``.
 
 On a machine where FAISS has GPU support and a GPU is visible, ``device="auto"`` (or
-``"cuda"``/``"cuda:N"``) puts a replica of exact and ivf indexes on the GPU for search. The
-CPU index is kept as the source of truth: it is what :meth:`VectorIndex.save` writes, it
-serves reconstruction for :meth:`VectorIndex.search_keys` and searches with ``k`` beyond
-the GPU's limit. FAISS has no GPU HNSW, so hnsw indexes always stay on the CPU.
+``"cuda"``/``"cuda:N"``) puts a replica of exact and ivf indexes on the GPU for search; with
+several GPUs visible, ``"auto"`` (or ``"cuda:all"``) splits the vectors over all of them
+(``IndexShards``: each GPU searches its share, the results are merged). The CPU index is kept
+as the source of truth: it is what :meth:`VectorIndex.save` writes, it serves reconstruction
+for :meth:`VectorIndex.search_keys` and searches with ``k`` beyond the GPU's limit. FAISS has
+no GPU HNSW, and its GPU IVF-PQ has no re-ranking stage, so hnsw and ivfpq indexes stay on the CPU.
+
+:meth:`VectorIndex.load` memory-maps the index file (read only: FAISS reads pages as searches
+touch them) when ``mmap=True``, or by default when the file is larger than half the memory
+available, so an index larger than RAM still serves.
 
 Defaults come from ``benchmarks/index_recall.py`` (100k x 64 trained item2vec vectors,
 cosine): ``nlist ~ 4 sqrt(n)`` with ``nprobe=16``, and ``m=32``, ``ef_construction=80``,
@@ -40,6 +54,7 @@ from typing import Any
 
 import faiss
 import numpy as np
+import psutil
 
 from embeddings.checks import check_int
 from embeddings.errors import ConfigError, DataError, NotFoundError
@@ -47,9 +62,18 @@ from embeddings.files import atomic_output, format_tag, read_json
 from embeddings.keys import plain_int
 from embeddings.vectors import Embeddings, Key, as_float_matrix, as_key_list, check_k, unit_rows
 
-KINDS = ("exact", "ivf", "hnsw")
+KINDS = ("exact", "ivf", "hnsw", "ivfpq")
 METRICS = ("cosine", "ip", "l2")
-KIND_PARAMS = {"exact": (), "ivf": ("nlist", "nprobe"), "hnsw": ("m", "ef_construction", "ef_search")}
+KIND_PARAMS = {
+    "exact": (),
+    "ivf": ("nlist", "nprobe"),
+    "hnsw": ("m", "ef_construction", "ef_search"),
+    "ivfpq": ("nlist", "nprobe", "bytes_per_vector", "pq_m", "opq", "refine"),
+}
+IVF_ID_BYTES = 8  # every IVF list stores an int64 id beside each code
+PQ_SIZES = (4, 8, 12, 16, 20, 24, 32, 48, 64)  # code bytes FAISS's PQ (and GPU IVF-PQ) handles well
+# Points per IVF cell that k-means trains on: FAISS wants at least 39; more only slows training.
+_TRAIN_PER_CELL = 64
 _GPU_MAX_K = 2048  # FAISS GPU k-selection limit; larger k searches the CPU index
 _FORMAT = format_tag("vector_index", 1)
 
@@ -57,7 +81,8 @@ _FORMAT = format_tag("vector_index", 1)
 @dataclass(frozen=True)
 class IndexConfig:
     """What to build. ``nlist=None`` means ``min(4 * sqrt(n), n / 39)`` cells at build time
-    (FAISS k-means wants 39 training points per cell)."""
+    (FAISS k-means wants 39 training points per cell). ``pq_m=None`` (ivfpq) means the largest
+    of :data:`PQ_SIZES` that fits ``bytes_per_vector`` with the id."""
 
     kind: str = "exact"
     metric: str = "cosine"
@@ -66,15 +91,31 @@ class IndexConfig:
     m: int = 32
     ef_construction: int = 80
     ef_search: int = 32
+    bytes_per_vector: int = 32
+    pq_m: int | None = None
+    opq: bool = True
+    refine: int = 10
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"kind {self.kind!r} is not one of {', '.join(KINDS)}")
         if self.metric not in METRICS:
             raise ConfigError(f"metric {self.metric!r} is not one of {', '.join(METRICS)}")
-        for name in ("nlist", "nprobe", "m", "ef_construction", "ef_search"):
+        for name in ("nlist", "nprobe", "m", "ef_construction", "ef_search", "pq_m"):
             if getattr(self, name) is not None:
                 check_int(name, getattr(self, name))
+        check_int("refine", self.refine, minimum=0)
+        if self.bytes_per_vector < IVF_ID_BYTES + PQ_SIZES[0]:
+            raise ConfigError(
+                f"bytes_per_vector={self.bytes_per_vector} leaves no room for a code: the smallest is "
+                f"{IVF_ID_BYTES + PQ_SIZES[0]} ({PQ_SIZES[0]} code bytes and the {IVF_ID_BYTES}-byte id)"
+            )
+
+    def code_bytes(self) -> int:
+        """Bytes of one ivfpq code: ``pq_m``, else the largest size the budget leaves beside the id."""
+        if self.pq_m is not None:
+            return self.pq_m
+        return max(size for size in PQ_SIZES if size + IVF_ID_BYTES <= self.bytes_per_vector)
 
     @classmethod
     def for_kind(cls, kind: str, metric: str, **params: Any) -> IndexConfig:
@@ -93,8 +134,16 @@ class VectorIndex:
     Make one with :meth:`build`, :meth:`from_embeddings` or :meth:`load`.
     """
 
-    def __init__(self, cpu_index: faiss.Index, keys: list[Key], config: IndexConfig, device: str = "auto") -> None:
+    def __init__(
+        self,
+        cpu_index: faiss.Index,
+        keys: list[Key],
+        config: IndexConfig,
+        device: str = "auto",
+        read_only: bool = False,
+    ) -> None:
         self._cpu = cpu_index
+        self._read_only = read_only
         self._keys = keys
         self._row = dict(zip(keys, range(len(keys))))
         self._key_array = np.array([*keys, None], dtype=object)  # row -1 (padding) maps to None
@@ -126,15 +175,20 @@ class VectorIndex:
         if config.metric == "cosine":
             matrix = unit_rows(matrix)
         n, dim = matrix.shape
-        if config.kind == "ivf" and config.nlist is None:
+        if config.kind in ("ivf", "ivfpq") and config.nlist is None:
             config = replace(config, nlist=max(1, min(round(4 * math.sqrt(n)), n // 39)))
+        if config.kind == "ivfpq":
+            config = replace(config, pq_m=config.code_bytes())
         index = _new_cpu_index(config, dim)
-        if config.kind == "ivf":
-            if n < config.nlist:
+        if config.kind in ("ivf", "ivfpq"):
+            needed = max(config.nlist, 256 if config.kind == "ivfpq" else 1)  # PQ: 256 centroids per sub-vector
+            if n < needed:
                 raise ConfigError(
-                    f"kind 'ivf' with nlist={config.nlist} needs at least {config.nlist} vectors to train on, got {n}"
+                    f"kind {config.kind!r} with nlist={config.nlist} needs at least {needed} vectors to train on, got {n}"
                 )
-            index.train(matrix)
+            sample = min(n, _TRAIN_PER_CELL * max(config.nlist, 256))
+            rows = np.sort(np.random.default_rng(0).choice(n, sample, replace=False)) if sample < n else slice(None)
+            index.train(matrix[rows])
         index.add(matrix)
         return cls(index, key_list, config, device)
 
@@ -147,6 +201,8 @@ class VectorIndex:
 
     def add(self, keys: Iterable[Key] | np.ndarray, vectors: object) -> None:
         """Append vectors ``(m, d)`` under new keys; a key already present is an error."""
+        if self._read_only:
+            raise ConfigError("this index was loaded memory-mapped (read only); load it with mmap=False to add to it")
         key_list = as_key_list(keys)
         if key_list and self._keys and type(key_list[0]) is not type(self._keys[0]):
             raise DataError(
@@ -216,20 +272,25 @@ class VectorIndex:
 
     # --- tuning -------------------------------------------------------------------
     def set_search_params(self, **params: int) -> None:
-        """Change ``nprobe`` (ivf) or ``ef_search`` (hnsw) without rebuilding."""
-        allowed = {"ivf": ("nprobe",), "hnsw": ("ef_search",)}.get(self.kind, ())
+        """Change ``nprobe`` (ivf, ivfpq), ``refine`` (ivfpq, when built with it) or ``ef_search``
+        (hnsw) without rebuilding."""
+        allowed = {"ivf": ("nprobe",), "hnsw": ("ef_search",), "ivfpq": ("nprobe", "refine")}.get(self.kind, ())
         unknown = sorted(set(params) - set(allowed))
         if unknown:
             raise ConfigError(f"search parameter {unknown[0]!r} does not apply to kind {self.kind!r}")
+        if self.kind == "ivfpq" and (params.get("refine", 0) > 0) != (self._config.refine > 0):
+            raise ConfigError("refine can change between values above 0 only: it decides what the index stores")
         self._config = replace(self._config, **params)
         self._apply_search_params()
 
     def _apply_search_params(self) -> None:
-        if self.kind == "ivf":
+        if self.kind in ("ivf", "ivfpq"):
             nprobe = min(self._config.nprobe, self._config.nlist)
-            self._cpu.nprobe = nprobe
+            faiss.extract_index_ivf(self._cpu).nprobe = nprobe
             if self._gpu is not None:
-                self._gpu.nprobe = nprobe
+                faiss.GpuParameterSpace().set_index_parameter(self._gpu, "nprobe", nprobe)
+        if self.kind == "ivfpq" and self._config.refine:
+            faiss.downcast_index(self._cpu).k_factor = float(self._config.refine)
 
     # --- properties ---------------------------------------------------------------
     def __len__(self) -> int:
@@ -262,7 +323,7 @@ class VectorIndex:
 
     @property
     def device(self) -> str:
-        """``"cpu"`` or ``"cuda:N"``: where searches run."""
+        """``"cpu"``, ``"cuda:N"`` or ``"cuda:all"`` (sharded over every GPU): where searches run."""
         return self._device
 
     @property
@@ -284,8 +345,10 @@ class VectorIndex:
         return directory
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, device: str = "auto") -> VectorIndex:
-        """Read what :meth:`save` wrote; ``device`` as in :meth:`build`."""
+    def load(cls, directory: str | os.PathLike, device: str = "auto", mmap: bool | None = None) -> VectorIndex:
+        """Read what :meth:`save` wrote; ``device`` as in :meth:`build`. ``mmap=True`` maps the
+        index file read-only instead of reading it (None: when it is larger than half the memory
+        available); a mapped index searches but cannot :meth:`add`."""
         directory = Path(directory)
         paths = {name: directory / name for name in ("config.json", "keys.json", "index.faiss")}
         for path in paths.values():
@@ -303,8 +366,11 @@ class VectorIndex:
             keys = as_key_list(read_json(paths["keys.json"], list))
         except DataError as exc:
             raise DataError(f"{paths['keys.json']}: {exc}") from None
+        if mmap is None:
+            mmap = paths["index.faiss"].stat().st_size > psutil.virtual_memory().available / 2
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         try:
-            index = faiss.read_index(str(paths["index.faiss"]))
+            index = faiss.read_index(str(paths["index.faiss"]), flags)
         except RuntimeError as exc:
             raise DataError(f"{paths['index.faiss']}: FAISS cannot read it ({str(exc).splitlines()[0]})") from None
         if index.ntotal != len(keys) or index.ntotal != size or index.d != dim:
@@ -312,7 +378,7 @@ class VectorIndex:
                 f"{directory}: index.faiss holds {index.ntotal} vectors of dim {index.d}, "
                 f"keys.json {len(keys)} keys and config.json says {size} of dim {dim}"
             )
-        return cls(index, keys, config, device)
+        return cls(index, keys, config, device, read_only=mmap)
 
 
 def _new_cpu_index(config: IndexConfig, dim: int) -> faiss.Index:
@@ -324,8 +390,33 @@ def _new_cpu_index(config: IndexConfig, dim: int) -> faiss.Index:
         index = faiss.IndexIVFFlat(quantizer, dim, config.nlist, metric)  # holds a reference to quantizer
         index.make_direct_map()  # lets search_keys reconstruct stored vectors
         return index
+    if config.kind == "ivfpq":
+        return _new_ivfpq(config, dim, metric)
     index = faiss.IndexHNSWFlat(dim, config.m, metric)
     index.hnsw.efConstruction = config.ef_construction
+    return index
+
+
+def _new_ivfpq(config: IndexConfig, dim: int, metric: int) -> faiss.Index:
+    """OPQ rotation (optional) -> IVF of PQ codes -> re-ranking with the full vectors (optional).
+
+    OPQ maps the vectors to ``pq_m * ceil(dim / pq_m)`` dimensions so that every sub-vector has
+    the same width; the direct map lets :meth:`VectorIndex.search_keys` reconstruct vectors.
+    """
+    m = config.pq_m
+    width = m * math.ceil(dim / m) if config.opq else dim
+    if width % m:
+        raise ConfigError(f"pq_m={m} must divide the dimension {dim} without opq")
+    quantizer = faiss.IndexFlatL2(width) if metric == faiss.METRIC_L2 else faiss.IndexFlatIP(width)
+    index = faiss.IndexIVFPQ(quantizer, width, config.nlist, m, 8, metric)
+    index.own_fields = True  # the IVF index owns its quantizer, so Python may drop its reference
+    quantizer.this.disown()
+    index.make_direct_map()
+    if config.opq:
+        rotation = faiss.OPQMatrix(dim, m, width)
+        index = faiss.IndexPreTransform(rotation, index)
+    if config.refine:
+        index = faiss.IndexRefineFlat(index)
     return index
 
 
@@ -339,7 +430,11 @@ def _resolve_device(device: object, kind: str) -> str:
     if name == "cpu":
         return "cpu"
     if name == "auto":
-        return "cuda:0" if kind != "hnsw" and _gpu_count() > 0 else "cpu"
+        if kind in _CPU_ONLY or _gpu_count() == 0:
+            return "cpu"
+        return "cuda:all" if _gpu_count() > 1 else "cuda:0"
+    if name == "cuda:all" and _gpu_count() > 0 and kind not in _CPU_ONLY:
+        return name
     gpu_id = None
     if name == "cuda":
         gpu_id = 0
@@ -352,17 +447,29 @@ def _resolve_device(device: object, kind: str) -> str:
             f"device {name!r} needs FAISS with GPU support and GPU {gpu_id} visible; "
             f"this FAISS sees {_gpu_count()} GPUs (install faiss-gpu or use device='cpu')"
         )
-    if kind == "hnsw":
-        warnings.warn("FAISS has no GPU HNSW index; this hnsw index stays on the CPU", stacklevel=3)
+    if kind in _CPU_ONLY:
+        warnings.warn(f"FAISS on the GPU cannot serve this {kind} index; it stays on the CPU", stacklevel=3)
         return "cpu"
     return f"cuda:{gpu_id}"
 
 
+# hnsw: FAISS has no GPU HNSW; ivfpq: its GPU IVF-PQ has no re-ranking stage.
+_CPU_ONLY = ("hnsw", "ivfpq")
 _GPU_RESOURCES: dict[int, Any] = {}
 
 
-def _to_gpu(cpu_index: faiss.Index, device: str) -> faiss.Index:
-    gpu_id = int(device.split(":")[1])
+def _resources(gpu_id: int) -> Any:
     if gpu_id not in _GPU_RESOURCES:  # one resource pool (streams, scratch memory) per GPU
         _GPU_RESOURCES[gpu_id] = faiss.StandardGpuResources()
-    return faiss.index_cpu_to_gpu(_GPU_RESOURCES[gpu_id], gpu_id, cpu_index)
+    return _GPU_RESOURCES[gpu_id]
+
+
+def _to_gpu(cpu_index: faiss.Index, device: str) -> faiss.Index:
+    """A replica on one GPU, or for ``cuda:all`` the vectors split over every GPU (``IndexShards``)."""
+    if device != "cuda:all":
+        gpu_id = int(device.split(":")[1])
+        return faiss.index_cpu_to_gpu(_resources(gpu_id), gpu_id, cpu_index)
+    gpus = list(range(_gpu_count()))
+    options = faiss.GpuMultipleClonerOptions()
+    options.shard = True
+    return faiss.index_cpu_to_gpu_multiple_py([_resources(g) for g in gpus], cpu_index, options, gpus)

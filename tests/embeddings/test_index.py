@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from embeddings.errors import ConfigError, DataError, NotFoundError
-from embeddings.index import VectorIndex
+from embeddings.index import IndexConfig, VectorIndex
 from embeddings.vectors import Embeddings
 
 HAS_GPU = hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
@@ -37,6 +37,10 @@ def clustered(n: int, dim: int = 32, n_clusters: int = 40, seed: int = 0) -> np.
     return (centres[labels] + noise).astype(np.float32)
 
 
+# ivfpq without the OPQ rotation (whose training takes seconds) where a test is not about it.
+QUICK = {"ivfpq": {"opq": False, "pq_m": 16}}
+
+
 def recall(found_keys: np.ndarray, true_keys: np.ndarray) -> float:
     return float((found_keys[:, :, None] == true_keys[:, None, :]).any(axis=2).mean())
 
@@ -62,13 +66,13 @@ def test_exact_equals_numpy(metric: str) -> None:
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+@pytest.mark.parametrize("kind", ["ivf", "hnsw", "ivfpq"])
 @pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
 def test_approximate_kinds_recall_clusters_with_defaults(data, kind: str, metric: str) -> None:
     base, queries = data
     keys = np.arange(4000) * 3
     true_rows, _ = brute_force(base, queries, metric, 10)
-    index = VectorIndex.build(keys, base, kind=kind, metric=metric)
+    index = VectorIndex.build(keys, base, kind=kind, metric=metric, **QUICK.get(kind, {}))
     found, _ = index.search(queries, 10)
     assert recall(found, keys[true_rows]) >= 0.9
 
@@ -88,11 +92,11 @@ def test_int_keys_come_back_as_given_and_padding_is_none_and_minus_inf() -> None
     assert np.isneginf(scores[0, 3:]).all() and scores[0, 0] == 1.0
 
 
-@pytest.mark.parametrize("kind", ["exact", "ivf", "hnsw"])
+@pytest.mark.parametrize("kind", ["exact", "ivf", "hnsw", "ivfpq"])
 def test_search_keys_excludes_the_query_itself(data, kind: str) -> None:
     base, _ = data
     keys = [f"k{i}" for i in range(4000)]
-    index = VectorIndex.build(keys, base, kind=kind)
+    index = VectorIndex.build(keys, base, kind=kind, **QUICK.get(kind, {}))
     found, scores = index.search_keys(["k5", "k77"], 4)
     assert found.shape == (2, 4) and "k5" not in found[0] and "k77" not in found[1]
     if kind == "exact":
@@ -105,10 +109,10 @@ def test_search_keys_excludes_the_query_itself(data, kind: str) -> None:
 
 
 # --- incremental add and persistence ------------------------------------------------
-@pytest.mark.parametrize("kind", ["exact", "ivf", "hnsw"])
+@pytest.mark.parametrize("kind", ["exact", "ivf", "hnsw", "ivfpq"])
 def test_add_later_finds_new_vectors(data, kind: str) -> None:
     base, _ = data
-    index = VectorIndex.build(range(3000), base[:3000], kind=kind, metric="l2")
+    index = VectorIndex.build(range(3000), base[:3000], kind=kind, metric="l2", **QUICK.get(kind, {}))
     index.add(range(3000, 4000), base[3000:])
     assert len(index) == 4000
     found, scores = index.search(base[3000:3050], 1)
@@ -142,12 +146,16 @@ def test_building_empty_then_adding() -> None:
     assert index.search(np.ones((1, 4)), 1)[0][0, 0] == "x"
 
 
-@pytest.mark.parametrize(("kind", "metric"), [("exact", "l2"), ("ivf", "cosine"), ("hnsw", "ip")])
-def test_save_load_gives_identical_results(tmp_path, data, kind: str, metric: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "metric", "mmap"),
+    [("exact", "l2", False), ("ivf", "cosine", False), ("hnsw", "ip", False), ("exact", "ip", True)]
+    + [("ivfpq", "l2", True)],  # with the OPQ rotation
+)
+def test_save_load_gives_identical_results(tmp_path, data, kind: str, metric: str, mmap: bool) -> None:
     base, queries = data
     index = VectorIndex.build([f"k{i}" for i in range(4000)], base, kind=kind, metric=metric, device="cpu")
     index.add(["extra"], queries[:1])
-    loaded = VectorIndex.load(index.save(tmp_path / "idx"), device="cpu")
+    loaded = VectorIndex.load(index.save(tmp_path / "idx"), device="cpu", mmap=mmap)
     assert (len(loaded), loaded.dim, loaded.kind, loaded.metric, loaded.config) == (
         4001,
         32,
@@ -161,6 +169,28 @@ def test_save_load_gives_identical_results(tmp_path, data, kind: str, metric: st
     ]:
         np.testing.assert_array_equal(keys_a, keys_b)
         np.testing.assert_array_equal(scores_a, scores_b)
+    if mmap:  # a mapped file is read only
+        with pytest.raises(ConfigError, match="memory-mapped"):
+            loaded.add(["more"], queries[1:2])
+
+
+def test_ivfpq_codes_fit_the_memory_budget_and_re_ranking_restores_recall(data) -> None:
+    base, queries = data
+    keys = np.arange(4000)
+    true_rows, _ = brute_force(base, queries, "cosine", 10)
+    assert IndexConfig(kind="ivfpq").code_bytes() == 24  # 24 code bytes + the 8-byte id = 32
+    assert IndexConfig(kind="ivfpq", bytes_per_vector=16).code_bytes() == 8
+    codes_only = VectorIndex.build(keys, base, kind="ivfpq", bytes_per_vector=16, opq=False, refine=0)
+    refined = VectorIndex.build(keys, base, kind="ivfpq", bytes_per_vector=16, opq=False)
+    assert refined.config.pq_m == 8
+    coarse = recall(codes_only.search(queries, 10)[0], keys[true_rows])
+    fine = recall(refined.search(queries, 10)[0], keys[true_rows])
+    # Eight bytes cannot tell near neighbours apart; re-ranking 10 k candidates with the full vectors can.
+    assert fine >= 0.9 and fine >= coarse + 0.15, (coarse, fine)
+    refined.set_search_params(refine=1)  # the codes' own top 10, re-scored: no better than the codes
+    assert recall(refined.search(queries, 10)[0], keys[true_rows]) < fine - 0.1
+    with pytest.raises(ConfigError, match="refine"):
+        codes_only.set_search_params(refine=5)
 
 
 def test_load_errors(tmp_path) -> None:
@@ -177,7 +207,7 @@ def test_load_errors(tmp_path) -> None:
     (tmp_path / "config.json").write_text((tmp_path / "config.json").read_text().replace('"exact"', '"annoy"'))
     with pytest.raises(DataError) as info:
         VectorIndex.load(tmp_path)
-    assert str(info.value) == f"{tmp_path / 'config.json'}: kind 'annoy' is not one of exact, ivf, hnsw"
+    assert str(info.value) == f"{tmp_path / 'config.json'}: kind 'annoy' is not one of exact, ivf, hnsw, ivfpq"
     VectorIndex.build(["a", "b"], np.eye(2)).save(tmp_path)
     (tmp_path / "index.faiss").write_bytes(b"not an index")
     with pytest.raises(DataError, match=r"index.faiss: FAISS cannot read it"):
@@ -218,7 +248,7 @@ def test_queries_are_converted_and_validated() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"kind": "annoy"}, "kind 'annoy' is not one of exact, ivf, hnsw"),
+        ({"kind": "annoy"}, "kind 'annoy' is not one of exact, ivf, hnsw, ivfpq"),
         ({"metric": "manhattan"}, "metric 'manhattan' is not one of cosine, ip, l2"),
         ({"kind": "exact", "nprobe": 4}, "parameter 'nprobe' does not apply to kind 'exact' (it takes no parameters)"),
         (
@@ -227,6 +257,12 @@ def test_queries_are_converted_and_validated() -> None:
         ),
         ({"kind": "ivf", "nprobe": 0}, "nprobe must be an integer >= 1, got 0"),
         ({"kind": "ivf", "nlist": 50}, "kind 'ivf' with nlist=50 needs at least 50 vectors to train on, got 10"),
+        (
+            {"kind": "ivfpq", "bytes_per_vector": 8},
+            "bytes_per_vector=8 leaves no room for a code: the smallest is 12 (4 code bytes and the 8-byte id)",
+        ),
+        ({"kind": "ivfpq", "nlist": 1}, "kind 'ivfpq' with nlist=1 needs at least 256 vectors to train on, got 10"),
+        ({"kind": "ivfpq", "nlist": 1, "pq_m": 3, "opq": False}, "pq_m=3 must divide the dimension 10 without opq"),
         ({"device": "tpu"}, "device 'tpu' is not one of auto, cpu, cuda, cuda:N"),
         ({"device": "cuda:\u00b2"}, "device 'cuda:\u00b2' is not one of auto, cpu, cuda, cuda:N"),
         ({"device": "cuda:-1"}, "device 'cuda:-1' is not one of auto, cpu, cuda, cuda:N"),
@@ -258,7 +294,7 @@ def test_gpu_exact_matches_cpu(tmp_path, data, metric: str) -> None:
     assert gpu.device == "cuda:0"
     np.testing.assert_array_equal(gpu.search(queries, 10)[0], cpu.search(queries, 10)[0])
     np.testing.assert_allclose(gpu.search(queries, 10)[1], cpu.search(queries, 10)[1], rtol=1e-4, atol=1e-4)
-    with pytest.warns(UserWarning, match="no GPU HNSW"):
+    with pytest.warns(UserWarning, match="cannot serve this hnsw index"):
         assert VectorIndex.build(range(100), base[:100], kind="hnsw", device="cuda").device == "cpu"
     loaded = VectorIndex.load(gpu.save(tmp_path / "gpu"), device="cpu")
     np.testing.assert_array_equal(loaded.search(queries, 10)[0], cpu.search(queries, 10)[0])

@@ -67,6 +67,7 @@ class IndexKind(str, Enum):
     exact = "exact"
     ivf = "ivf"
     hnsw = "hnsw"
+    ivfpq = "ivfpq"
 
 
 def model_path(store: Store, model: str | Path | None, kind: str, train_command: str) -> Path:
