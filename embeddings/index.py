@@ -111,11 +111,13 @@ class IndexConfig:
                 f"{IVF_ID_BYTES + PQ_SIZES[0]} ({PQ_SIZES[0]} code bytes and the {IVF_ID_BYTES}-byte id)"
             )
 
-    def code_bytes(self) -> int:
-        """Bytes of one ivfpq code: ``pq_m``, else the largest size the budget leaves beside the id."""
+    def code_bytes(self, dim: int) -> int:
+        """Bytes of one ivfpq code of ``dim``-d vectors: ``pq_m``, else the largest size the budget
+        leaves beside the id (without opq, one that divides ``dim``)."""
         if self.pq_m is not None:
             return self.pq_m
-        return max(size for size in PQ_SIZES if size + IVF_ID_BYTES <= self.bytes_per_vector)
+        fits = [size for size in PQ_SIZES if size + IVF_ID_BYTES <= self.bytes_per_vector]
+        return max((size for size in fits if self.opq or dim % size == 0), default=fits[0])
 
     @classmethod
     def for_kind(cls, kind: str, metric: str, **params: Any) -> IndexConfig:
@@ -178,7 +180,7 @@ class VectorIndex:
         if config.kind in ("ivf", "ivfpq") and config.nlist is None:
             config = replace(config, nlist=max(1, min(round(4 * math.sqrt(n)), n // 39)))
         if config.kind == "ivfpq":
-            config = replace(config, pq_m=config.code_bytes())
+            config = replace(config, pq_m=config.code_bytes(matrix.shape[1]))
         index = _new_cpu_index(config, dim)
         if config.kind in ("ivf", "ivfpq"):
             needed = max(config.nlist, 256 if config.kind == "ivfpq" else 1)  # PQ: 256 centroids per sub-vector
@@ -330,6 +332,16 @@ class VectorIndex:
     def config(self) -> IndexConfig:
         return self._config
 
+    def footprint(self) -> dict[str, int]:
+        """Bytes of the FAISS index as :meth:`save` writes it: ``search`` (what a search reads for
+        every query: centroids, codes and ids; for ivfpq the compressed part) and ``refine`` (the
+        full vectors an ivfpq index keeps for re-ranking, read only for the candidates; else 0)."""
+        index = faiss.downcast_index(self._cpu)
+        if isinstance(index, faiss.IndexRefine):
+            base = faiss.serialize_index(index.base_index).size
+            return {"search": int(base), "refine": int(faiss.serialize_index(index).size - base)}
+        return {"search": int(faiss.serialize_index(index).size), "refine": 0}
+
     # --- persistence --------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``index.faiss`` (the CPU index), ``keys.json`` and ``config.json`` into ``directory``."""
@@ -401,7 +413,8 @@ def _new_ivfpq(config: IndexConfig, dim: int, metric: int) -> faiss.Index:
     """OPQ rotation (optional) -> IVF of PQ codes -> re-ranking with the full vectors (optional).
 
     OPQ maps the vectors to ``pq_m * ceil(dim / pq_m)`` dimensions so that every sub-vector has
-    the same width; the direct map lets :meth:`VectorIndex.search_keys` reconstruct vectors.
+    the same width. :meth:`VectorIndex.search_keys` reconstructs stored vectors from the
+    re-ranking copy, or without one from the codes through a direct map (8 more bytes a vector).
     """
     m = config.pq_m
     width = m * math.ceil(dim / m) if config.opq else dim
@@ -411,7 +424,8 @@ def _new_ivfpq(config: IndexConfig, dim: int, metric: int) -> faiss.Index:
     index = faiss.IndexIVFPQ(quantizer, width, config.nlist, m, 8, metric)
     index.own_fields = True  # the IVF index owns its quantizer, so Python may drop its reference
     quantizer.this.disown()
-    index.make_direct_map()
+    if not config.refine:
+        index.make_direct_map()
     if config.opq:
         rotation = faiss.OPQMatrix(dim, m, width)
         index = faiss.IndexPreTransform(rotation, index)

@@ -178,8 +178,9 @@ def test_ivfpq_codes_fit_the_memory_budget_and_re_ranking_restores_recall(data) 
     base, queries = data
     keys = np.arange(4000)
     true_rows, _ = brute_force(base, queries, "cosine", 10)
-    assert IndexConfig(kind="ivfpq").code_bytes() == 24  # 24 code bytes + the 8-byte id = 32
-    assert IndexConfig(kind="ivfpq", bytes_per_vector=16).code_bytes() == 8
+    assert IndexConfig(kind="ivfpq").code_bytes(64) == 24  # 24 code bytes + the 8-byte id = 32
+    assert IndexConfig(kind="ivfpq", opq=False).code_bytes(64) == 16  # a size that divides 64
+    assert IndexConfig(kind="ivfpq", bytes_per_vector=16).code_bytes(64) == 8
     codes_only = VectorIndex.build(keys, base, kind="ivfpq", bytes_per_vector=16, opq=False, refine=0)
     refined = VectorIndex.build(keys, base, kind="ivfpq", bytes_per_vector=16, opq=False)
     assert refined.config.pq_m == 8
