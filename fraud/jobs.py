@@ -28,6 +28,9 @@ open alerts of the same transactions from earlier runs over the same source beco
 one model is exclusive: a second ``seqemb score`` of them while one runs (or a second resume of
 a run) stops with :class:`~embeddings.errors.BusyError`.
 
+With ``engine="ray"`` the same chunks run on a Ray cluster, each read, scored and written by an
+actor that holds the model (:class:`_RayScoring`), with the same guarantees.
+
 Speed: the source is read and checked once; a chunk's rows are gathered with one vectorised
 index, scored by :meth:`FraudModel.score_frame` (features + autoencoder) and written through the
 store's bulk path by one writer thread while the next chunk is scored (at most one write in

@@ -13,7 +13,8 @@ seen-item exclusion), then scores users ``chunk_size`` at a time and writes each
 ``on_conflict="update"``. Every user's rows land together or not at all, so a job killed at any
 point is resumed by running it again with the same run id: the users that already have rows in
 that run are read back from the store and skipped, and each ``(user, rank)`` row ends up stored
-exactly once.
+exactly once. With ``engine="ray"`` the same chunks are written by a pool of Ray actors
+(:mod:`embeddings.ray_engine`), each loading the model once.
 """
 
 from __future__ import annotations

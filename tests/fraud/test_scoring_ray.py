@@ -20,13 +20,16 @@ from embeddings.settings import default_db_url
 from embeddings.store import Store
 from fraud.jobs import score_batch
 from fraud.model import FraudModel
-from tests.fraud.test_scoring import THRESHOLD, _check_complete, model_path, parquet, world  # noqa: F401 (fixtures)
+from tests.fraud import test_scoring
 from ui.cli import app
 
 # Every test here runs on each store back-end (tests/store_backends.py).
 pytestmark = pytest.mark.usefixtures("db_backend")
 
 ROOT = Path(__file__).resolve().parents[2]
+# The one-process scoring tests' world, model and Parquet source (module fixtures), and their check.
+world, model_path, parquet = test_scoring.world, test_scoring.model_path, test_scoring.parquet
+THRESHOLD, _check_complete = test_scoring.THRESHOLD, test_scoring._check_complete
 CHUNK = 5  # entities per chunk: 80 chunks, so a job is still running when a test kills part of it
 
 
