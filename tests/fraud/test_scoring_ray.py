@@ -21,6 +21,7 @@ from embeddings.store import Store
 from fraud.jobs import score_batch
 from fraud.model import FraudModel
 from tests.fraud import test_scoring
+from tests.ui.test_bad_input import invoke
 from ui.cli import app
 
 # Every test here runs on each store back-end (tests/store_backends.py).
@@ -177,3 +178,15 @@ def test_a_store_table_scored_on_ray_reads_key_blocks_with_bound_parameters(
         .equals(_scores(store, one.run_id).drop("row", strict=False))
     )
     assert ray.metrics["alerts"] == one.metrics["alerts"] > 0
+
+
+def test_sources_ray_cannot_read_in_blocks_exit_2_with_one_line(model_path: Path, tmp_path: Path) -> None:
+    url = default_db_url()
+    source = f"sqlite:///{tmp_path / 'source.sqlite'}"
+    pl.DataFrame({"card_id": ["c1"]}).write_database("txns", source)
+    query = ["score", source, "--query", "SELECT * FROM txns", "--model", str(model_path), "--engine", "ray"]
+    status, output = invoke([*query, "--db", url])
+    assert (status, output) == (2, f"error: {source} query: a query cannot be read in blocks of keys: give table=\n")
+    status, output = invoke(["recommend", "--user", "u1", "--engine", "ray", "--db", url])
+    assert (status, output) == (2, "error: --engine, --ray-address and --workers go with --batch\n")
+    assert Store(url).runs("score") == []
