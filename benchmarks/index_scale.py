@@ -41,7 +41,7 @@ import faiss
 import numpy as np
 
 from benchmarks._common import Run
-from benchmarks.index_recall import make_sessions, recall_at_k, train_item_vectors
+from benchmarks.index_recall import batch_qps, make_sessions, recall_at_k, train_item_vectors
 from embeddings.index import VectorIndex
 from embeddings.vectors import unit_rows
 
@@ -83,13 +83,9 @@ class ItemMixture:
 
 
 def batch_search(index: VectorIndex, queries: np.ndarray) -> tuple[float, np.ndarray]:
-    """Best-of-3 queries/s of one search call with every query, and the result keys."""
-    best = np.inf
-    for _ in range(3):
-        start = time.perf_counter()
-        keys, _ = index.search(queries, K)
-        best = min(best, time.perf_counter() - start)
-    return len(queries) / best, keys.astype(np.int64)
+    """:func:`benchmarks.index_recall.batch_qps` with the result keys as int64 rows."""
+    qps, keys = batch_qps(index, queries)
+    return qps, keys.astype(np.int64)
 
 
 def measure(

@@ -79,7 +79,7 @@ from fraud.config import (
 from fraud.counterparty_labels import counterparty_label_history
 from fraud.features import Features, step_features
 from fraud.labels import read_labels
-from fraud.model import FraudModel, read_scoring_block, train_fraud_model
+from fraud.model import FraudModel, read_scoring_block, scoring_text_columns, train_fraud_model
 from fraud.score_counts import recorded_counts
 from fraud.semi import SemiModel, step_labels, train_semi
 
@@ -282,7 +282,7 @@ class _RayScoring:
     def _planned_keys(self) -> pl.Series:
         """The source's entities, sorted; :class:`DataError` for an empty source or a repeated transaction id."""
         schema, transaction_id = self.model.scoring_schema, self.model.config.transaction_id
-        text = [*schema.id_columns(), *([] if transaction_id is None else [transaction_id])]
+        text = scoring_text_columns(schema, transaction_id)
         name = describe_source(self.source, table=self.table)
         keys = distinct_keys(self.source, schema.entity, table=self.table, text_columns=text)
         if keys.len() == 0:
@@ -295,7 +295,7 @@ class _RayScoring:
                 if row is None:
                     raise DataError(f"{name}: column {transaction_id!r}: {problem}")
                 raise bad_row(name, transaction_id, row, problem)
-        return keys.sort()
+        return keys
 
     def _blocks(self, keys: pl.Series) -> list[dict]:
         return [
@@ -316,10 +316,13 @@ class _CheckChunk:
             since,
         )
 
+    def read(self, batch) -> pl.DataFrame:
+        """The checked transactions of the batch's one chunk of entities."""
+        keys = batch["keys"][0].as_py()
+        return read_scoring_block(self.source, self.schema, self.transaction_id, keys, table=self.table)
+
     def __call__(self, batch) -> dict:
-        frame = read_scoring_block(
-            self.source, self.schema, self.transaction_id, batch["keys"][0].as_py(), table=self.table
-        )
+        frame = self.read(batch)
         new = pl.col("ts").is_not_null() if self.since is None else pl.col("ts") >= self.since
         per_entity = frame.group_by("entity", maintain_order=True).agg(size=pl.len(), wanted=new.sum())
         return {
@@ -338,10 +341,7 @@ class _ScoreChunk(_CheckChunk):
         self.run_id, self.threshold, self.earlier = run_id, threshold, earlier
 
     def __call__(self, batch) -> dict:
-        frame = read_scoring_block(
-            self.source, self.schema, self.transaction_id, batch["keys"][0].as_py(), table=self.table
-        )
-        scored = self.model.score_frame(frame)
+        scored = self.model.score_frame(self.read(batch))
         if self.since is not None:
             scored = scored.filter(pl.col("ts") >= self.since)
         return {"transactions": [_write_chunk(self.store, self.run_id, scored, self.threshold, self.earlier)]}

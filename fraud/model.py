@@ -80,7 +80,7 @@ def read_scoring_transactions(
     column and the row.
     """
     name = describe_source(source, table=table, query=query)
-    raw = read_table(source, table=table, query=query, text_columns=_text_columns(schema, transaction_id))
+    raw = read_table(source, table=table, query=query, text_columns=scoring_text_columns(schema, transaction_id))
     frame = _checked(raw, name, schema, transaction_id)
     if transaction_id is not None:
         ids = frame["txn_id"]
@@ -111,7 +111,9 @@ def read_scoring_block(
         raise ConfigError(
             f"{name}: a table's rows have no order to number them by: train the fraud model with a transaction id column"
         )
-    raw = read_keys(source, schema.entity, entities, table=table, text_columns=_text_columns(schema, transaction_id))
+    raw = read_keys(
+        source, schema.entity, entities, table=table, text_columns=scoring_text_columns(schema, transaction_id)
+    )
     if raw.height == 0:
         raise DataError(f"{name}: no rows")
     rows = raw[SOURCE_ROW]
@@ -125,7 +127,7 @@ def read_scoring_block(
     return frame if transaction_id is not None else frame.with_columns(txn_id=pl.col("row").cast(pl.String))
 
 
-def _text_columns(schema: TransactionSchema, transaction_id: str | None) -> list[str]:
+def scoring_text_columns(schema: TransactionSchema, transaction_id: str | None) -> list[str]:
     """The columns a CSV reader keeps as text: ids (``0081`` is not 81)."""
     return [*schema.id_columns(), *([] if transaction_id is None else [transaction_id])]
 
