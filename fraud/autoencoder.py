@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from embeddings import ddp
 from embeddings.device import resolve_device
 from embeddings.errors import ConfigError, DataError
 from embeddings.files import atomic_directory, format_tag, read_manifest
@@ -194,7 +195,8 @@ def train_autoencoder(
 
     Labels (``features.frame["label"]``) only remove windows with a known fraud from training,
     and only with ``exclude_labelled``. Seeded by ``config.seed`` (the global torch RNG is left
-    as it was). Returns the model in eval mode, on ``config.device``.
+    as it was). Returns the model in eval mode, on ``config.device``. In a launch of several
+    workers it trains in DDP, each rank on its rows of every batch (:mod:`embeddings.ddp`).
     """
     config = config or AutoencoderConfig()
     device = resolve_device(config.device)
@@ -218,19 +220,22 @@ def train_autoencoder(
         model.std.copy_(torch.from_numpy(std.astype(np.float32)))
         model.to(device)
         standardised = _standardised(model, features, device)
+        ranks = ddp.ranks()
+        net = ranks.wrap(model)
         optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
         generator = torch.Generator().manual_seed(config.seed)
         model.train()
         for _ in range(config.epochs):
             order = torch.randperm(ends.size, generator=generator).numpy()
-            for start in range(0, ends.size, config.batch_size):
-                x, mask = _windows(standardised, first, ends[order[start : start + config.batch_size]], config.window)
+            batches = (order[start : start + config.batch_size] for start in range(0, ends.size, config.batch_size))
+            for batch in ranks.parts(batches):
+                x, mask = _windows(standardised, first, ends[batch], config.window)
                 noisy = x + config.denoise * torch.randn(x.shape, device=device) if config.denoise > 0 else x
                 # Trained on every column equally: the decoder must learn the counterparty vector
                 # itself to tell a habitual counterparty from a new one; the *score* weighs each
                 # feature once (measured on the demo world: training with the score's weights
                 # left the vector columns noisy and lowered takeover and ring ROC-AUC by ~0.05).
-                errors = ((model(noisy, mask) - x) ** 2).mean(dim=-1) * mask
+                errors = ((net(noisy, mask) - x) ** 2).mean(dim=-1) * mask
                 loss = errors.sum() / mask.sum()
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()

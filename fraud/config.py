@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from embeddings.checks import check_choice, check_int, check_number
 from embeddings.errors import ConfigError
+from embeddings.launch import Launch
 
 FRAUD_MODEL_KIND = "fraud_model"  # run kinds (and model directory prefixes) of the fraud jobs
 SCORE_KIND = "score"
@@ -158,12 +159,14 @@ class TransactionSchema:
 class FraudJob:
     """What ``seqemb train-fraud`` reads and how it trains; ``counterparty_vectors`` is an
     embedding model directory (item2vec / node2vec) whose vectors become counterparty features;
-    ``analyst_labels`` keeps the store's confirmed frauds out of training."""
+    ``analyst_labels`` keeps the store's confirmed frauds out of training; ``launch``: the
+    training workers (several: DDP)."""
 
     schema: TransactionSchema = field(default_factory=TransactionSchema)
     config: FraudModelConfig = field(default_factory=FraudModelConfig)
     counterparty_vectors: str | None = None
     analyst_labels: bool = True
+    launch: Launch = field(default_factory=Launch)
 
 
 @dataclass

@@ -96,20 +96,28 @@ def run_train_fraud(
     table: str | None = None,
     query: str | None = None,
     out: str | os.PathLike | None = None,
-) -> JobResult[FraudModel]:
+) -> JobResult[FraudModel] | None:
     """Train on ``source``, save to ``out`` (default ``$SEQEMB_HOME/models/fraud_model-<run id>``)
-    and record a run of kind ``fraud_model``."""
+    and record a run of kind ``fraud_model``. On a follower node of a launch across hosts
+    (``job.launch``) it reads and trains its share, and records and saves nothing (None)."""
     vectors = None
     if job.counterparty_vectors is not None:
         vectors = EmbeddingModel.load(job.counterparty_vectors).embeddings
+
+    def train() -> FraudModel | None:
+        labels = read_labels(store) if job.analyst_labels else None
+        return train_fraud_model(
+            source, job.schema, job.config, vectors, table=table, query=query, analyst_labels=labels, launch=job.launch
+        )
+
+    if job.launch.follower:
+        train()
+        return None
     check_output_dir(out)
     with store.run(FRAUD_MODEL_KIND, asdict(job)) as run:
-        labels = read_labels(store) if job.analyst_labels else None
-        model = train_fraud_model(
-            source, job.schema, job.config, vectors, table=table, query=query, analyst_labels=labels
-        )
+        model = train()
         path = run.save_model(model, out)
-        run.log_metrics(model.metrics)
+        run.log_metrics({**model.metrics, "workers": job.launch.workers})
     return JobResult(run.id, store.get_run(run.id)["metrics"], model, path)
 
 

@@ -46,9 +46,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from embeddings import ddp
 from embeddings.data import bad_row, check_ids
+from embeddings.device import resolve_device
 from embeddings.errors import ConfigError, DataError, RowError
 from embeddings.files import atomic_directory, format_tag, read_json, read_manifest
+from embeddings.launch import Launch
 from embeddings.sources import SOURCE_ROW, Source, describe_source, read_keys, read_table
 from embeddings.vectors import Embeddings
 from fraud.autoencoder import SequenceAutoencoder, load_autoencoder, save_autoencoder, score_steps, train_autoencoder
@@ -283,9 +286,12 @@ def train_fraud_model(
     table: str | None = None,
     query: str | None = None,
     analyst_labels: pl.DataFrame | None = None,
-) -> FraudModel:
+    launch: Launch = Launch(),
+) -> FraudModel | None:
     """Train the autoencoder on the first ``1 - validation_fraction`` of the time span and
-    calibrate on the genuine steps of the rest (see the module doc).
+    calibrate on the genuine steps of the rest (see the module doc). With several workers in
+    ``launch`` the autoencoder trains in DDP (:mod:`embeddings.ddp`); on a follower node this
+    returns None once it has trained its share.
 
     Labels (``schema.label``, and ``analyst_labels``: ``txn_id, is_fraud`` as
     :func:`~fraud.labels.read_labels` returns, overriding it) only drop windows with a known
@@ -307,7 +313,11 @@ def train_fraud_model(
             f"({start} .. {end}); a validation slice needs later transactions"
         )
     started = perf_counter()
-    autoencoder = train_autoencoder(step_features(train, counterparty_vectors), config.autoencoder)
+    device = resolve_device(config.autoencoder.device)
+    train_features = step_features(train, counterparty_vectors)
+    autoencoder = ddp.launch(launch, train_autoencoder, train_features, config.autoencoder, device=device)
+    if autoencoder is None:
+        return None
     seconds = perf_counter() - started
     # Causal features: the validation steps' scores use their whole history, as at scoring time.
     features = step_features(frame, counterparty_vectors)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from embeddings.checks import check_choice, check_int, check_number
 from embeddings.data import EventSchema
+from embeddings.launch import Launch
 
 RECOMMENDER_KIND = "recommender"  # the run kind (and model directory prefix) of a trained recommender
 RECOMMEND_KIND = "recommend"  # the run kind of a batch of recommendations
@@ -155,7 +156,7 @@ class RecommenderJob:
     ``attributes``: a file (or SQL URL with ``attributes_table``) of item attributes whose id
     column is ``attribute_id`` (default: the events' item column), of which ``attribute_columns``
     are used (default: all); ``item_vectors``: an item2vec model directory whose vectors
-    initialise the item embeddings.
+    initialise the item embeddings; ``launch``: the training workers (several: DDP).
     """
 
     schema: EventSchema = field(default_factory=EventSchema)
@@ -165,3 +166,4 @@ class RecommenderJob:
     attribute_columns: list[str] | None = None
     item_vectors: str | None = None
     config: RecommenderConfig = field(default_factory=RecommenderConfig)
+    launch: Launch = field(default_factory=Launch)

@@ -6,6 +6,9 @@ two-tower model). Sequences are cut into windows of ``max_length`` (see
 :func:`recsys.batches.windows`), batched by length, and trained with Adam, gradient-norm
 clipping against exploding gradients, and full or sampled softmax. With a ``validate``
 callback the weights of the best epoch are kept (early stopping with ``patience``).
+
+Inside a launch of several workers (:mod:`embeddings.ddp`) the model trains in DDP: every rank
+draws the same batches and trains on its own rows of each, and ``validate`` runs on rank 0.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from embeddings import ddp
 from embeddings.errors import ConfigError
 from embeddings.sequences import Sequences
 from recsys.config import FitConfig
@@ -69,9 +73,12 @@ def fit(
     train, lengths = train.select(keep), lengths[keep]
     n_positions = int((lengths - 1).sum())
     log_frequency, log_proposal = _log_distributions(train, model.n_tokens, config.proposal_power, device)
+    ranks = ddp.ranks()
+    progress = progress and ranks.main
+    net = ranks.wrap(model)
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator().manual_seed(config.seed + ranks.rank)  # each rank its own negatives
+    rng = np.random.default_rng(config.seed)  # the same batches on every rank
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     result, best_state, stale = FitResult(), None, 0
@@ -81,10 +88,10 @@ def fit(
         bar = tqdm(
             total=n_positions, desc=f"{label} epoch {epoch + 1}/{config.epochs}", disable=not progress, unit="pos"
         )
-        for rows in length_batches(lengths, config.tokens_per_batch, rng):
+        for rows in ranks.parts(length_batches(lengths, config.tokens_per_batch, rng)):
             tokens, batch_lengths = pad_rows(train, rows)
             tokens, batch_lengths = tokens.to(device), batch_lengths.to(device)
-            sessions = model(tokens[:, :-1], batch_lengths - 1)
+            sessions = net(tokens[:, :-1], batch_lengths - 1)
             mask = torch.arange(tokens.shape[1] - 1, device=device)[None, :] < (batch_lengths - 1)[:, None]
             sessions, targets = sessions[mask], tokens[:, 1:][mask]
             if config.loss == "full":
@@ -106,16 +113,17 @@ def fit(
             optimizer.step()
             total += loss.item() * len(targets)
             seen += len(targets)
-            bar.update(len(targets))
+            bar.update(len(targets) * ranks.world)
             bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
         bar.close()
         schedule.step()
+        total, seen = ranks.sum(total, seen)
         seconds = time.perf_counter() - started
         record = {"epoch": epoch + 1, "loss": total / seen, "seconds": seconds, "positions_per_s": seen / seconds}
         if validate is not None:
             model.eval()
             with torch.no_grad():
-                record["valid"] = float(validate(model))
+                record["valid"] = ranks.from_main(lambda: float(validate(model)))
             if result.best_valid is None or record["valid"] > result.best_valid:
                 result.best_valid, result.best_epoch, stale = record["valid"], epoch + 1, 0
                 best_state = copy.deepcopy(model.state_dict())

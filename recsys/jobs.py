@@ -63,34 +63,22 @@ def run_recommender(
     query: str | None = None,
     out: str | os.PathLike | None = None,
     progress: bool = True,
-) -> JobResult[Recommender]:
+) -> JobResult[Recommender] | None:
     """Train on ``source`` and save to ``out`` (default ``$SEQEMB_HOME/models/recommender-<run id>``).
 
-    The run records what was read and the training time.
+    The run records what was read and the training time. On a follower node of a launch across
+    hosts (``job.launch``) it reads and trains its share, and records and saves nothing (None).
     """
     vectors = EmbeddingModel.load(job.item_vectors).embeddings if job.item_vectors is not None else None
+    if job.launch.follower:
+        interactions, attributes = _training_inputs(source, job, table, query)
+        _train(interactions, attributes, vectors, job, progress=False)
+        return None
     check_output_dir(out)
     with store.run(RECOMMENDER_KIND, asdict(job)) as run:
-        interactions = read_interactions(source, job.schema, table=table, query=query)
-        attribute_id = job.attribute_id or job.schema.item
-        attributes = None
-        if job.attributes is not None:
-            attributes = read_table(job.attributes, table=job.attributes_table)
-            if job.attribute_columns is not None:
-                missing = [c for c in job.attribute_columns if c not in attributes.columns]
-                if missing:
-                    name = describe_source(job.attributes, table=job.attributes_table)
-                    raise DataError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(attributes.columns)})")
-                attributes = attributes.select(attribute_id, *job.attribute_columns)
+        interactions, attributes = _training_inputs(source, job, table, query)
         started = perf_counter()
-        recommender = train_recommender(
-            interactions,
-            job.config,
-            item_vectors=vectors,
-            item_attributes=attributes,
-            attribute_id=attribute_id,
-            progress=progress,
-        )
+        recommender = _train(interactions, attributes, vectors, job, progress)
         seconds = perf_counter() - started
         path = run.save_model(recommender, out)
         run.log_metrics(
@@ -100,9 +88,37 @@ def run_recommender(
                 "items": recommender.n_items,
                 "interactions": interactions.sequences.n_tokens,
                 "train_seconds": round(seconds, 3),
+                "workers": job.launch.workers,
             }
         )
     return JobResult(run.id, store.get_run(run.id)["metrics"], recommender, path)
+
+
+def _training_inputs(source: Source, job: RecommenderJob, table: str | None, query: str | None):
+    """The interactions and the item attributes (or None) the job trains on."""
+    interactions = read_interactions(source, job.schema, table=table, query=query)
+    if job.attributes is None:
+        return interactions, None
+    attributes = read_table(job.attributes, table=job.attributes_table)
+    if job.attribute_columns is not None:
+        missing = [c for c in job.attribute_columns if c not in attributes.columns]
+        if missing:
+            name = describe_source(job.attributes, table=job.attributes_table)
+            raise DataError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(attributes.columns)})")
+        attributes = attributes.select(job.attribute_id or job.schema.item, *job.attribute_columns)
+    return interactions, attributes
+
+
+def _train(interactions, attributes, vectors, job: RecommenderJob, progress: bool) -> Recommender | None:
+    return train_recommender(
+        interactions,
+        job.config,
+        item_vectors=vectors,
+        item_attributes=attributes,
+        attribute_id=job.attribute_id or job.schema.item,
+        progress=progress,
+        launch=job.launch,
+    )
 
 
 def recommend_batch(

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from embeddings import ddp
 from embeddings.checks import check_int
 from embeddings.device import resolve_device
 from embeddings.errors import ConfigError, DataError
@@ -162,6 +163,7 @@ def train_neumf(
     size ``n_tokens`` defaults to ``item_init``'s rows, else to the largest candidate + 1.
     Randomness (init, shuffling, dropout) is fixed by ``config.seed``; the caller's global RNG is left as it was.
     The returned model is in eval mode and carries ``epoch_loss``, each epoch's mean training loss.
+    In a launch of several workers it trains in DDP, each rank on its rows of every batch (:mod:`embeddings.ddp`).
     """
     sessions, candidates, base = _as_inputs(sessions, candidates, base)
     if len(candidates) == 0 or candidates.shape[1] == 0:
@@ -173,11 +175,14 @@ def train_neumf(
         n_tokens = len(item_init) if item_init is not None else int(candidates.max()) + 1
     _check_tokens(candidates, n_tokens)
     device = resolve_device(config.device)
+    ranks = ddp.ranks()
+    progress = progress and ranks.main
     n = len(candidates)
     steps = math.ceil(n / config.batch_size)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
         model = NeuMF(n_tokens, sessions.shape[1], config, item_init=item_init).to(device)
+        net = ranks.wrap(model)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         order_gen = torch.Generator().manual_seed(config.seed)
         model.train()
@@ -185,17 +190,19 @@ def train_neumf(
         with tqdm(total=config.epochs * steps, unit="batch", disable=not progress, desc="neumf") as bar:
             for _ in range(config.epochs):
                 order = torch.randperm(n, generator=order_gen)
-                total = torch.zeros((), dtype=torch.float64, device=device)
-                for batch in order.split(config.batch_size):
-                    logits = model(sessions[batch].to(device), candidates[batch].to(device), base[batch].to(device))
+                total, seen = torch.zeros((), dtype=torch.float64, device=device), 0
+                for batch in ranks.parts(order.split(config.batch_size)):
+                    logits = net(sessions[batch].to(device), candidates[batch].to(device), base[batch].to(device))
                     loss = F.cross_entropy(logits, positions[batch].to(device))
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
                     optimizer.step()
                     total += loss.detach() * len(batch)
+                    seen += len(batch)
                     bar.update()
-                epoch_loss.append(float(total) / n)
+                total, seen = ranks.sum(float(total), seen)
+                epoch_loss.append(total / seen)
                 bar.set_postfix(loss=f"{epoch_loss[-1]:.4f}")
     model.epoch_loss = epoch_loss
     return model.eval()

@@ -8,7 +8,8 @@
 4. :func:`build_recommender` — the item-tower vectors into a ``VectorIndex``; everything into
    one :class:`Recommender`.
 
-:func:`train_recommender` runs all four; benchmarks call the stages to time and score each.
+:func:`train_recommender` runs all four (stages 1-3 in :func:`train_models`, in DDP workers when
+asked); benchmarks call the stages to time and score each.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import polars as pl
 import torch
 from torch.nn import functional as F
 
+from embeddings import ddp
 from embeddings.device import resolve_device
 from embeddings.errors import ConfigError
 from embeddings.index import VectorIndex
+from embeddings.launch import Launch
 from embeddings.sequences import Sequences
 from embeddings.vectors import Embeddings
 from embeddings.vocab import Vocabulary
@@ -219,12 +222,15 @@ def train_recommender(
     item_attributes: pl.DataFrame | None = None,
     attribute_id: str = "item_id",
     progress: bool = True,
-) -> Recommender:
+    launch: Launch = Launch(),
+) -> Recommender | None:
     """All stages on ``interactions`` (a :class:`recsys.data.Interactions`); returns the recommender.
 
     ``item_vectors`` (e.g. an item2vec model's embeddings) initialise the item embeddings;
     ``item_attributes`` (one row per item, id column ``attribute_id``) feed the item tower
-    and bring cold-start items (attributes but no events) into the catalogue.
+    and bring cold-start items (attributes but no events) into the catalogue. With several
+    workers in ``launch`` stages 1-3 train in DDP (:mod:`embeddings.ddp`) and this process builds
+    the recommender from rank 0's models; on a follower node it returns None.
     """
     vocab, sequences = interactions.vocab, interactions.sequences
     n_tokens = len(vocab)
@@ -232,17 +238,36 @@ def train_recommender(
     attributes = (
         ItemAttributes.from_frame(item_attributes, attribute_id, vocab.keys) if item_attributes is not None else None
     )
+    trained = ddp.launch(
+        launch, train_models, sequences, n_tokens, config, init, attributes, progress, device=_device(config)
+    )
+    if trained is None:
+        return None
+    towers, neumf, metrics = trained
+    recommender = build_recommender(towers, neumf, vocab, interactions.users, sequences, config, attributes=attributes)
+    recommender.metrics = metrics
+    return recommender
+
+
+def train_models(
+    sequences: Sequences,
+    n_tokens: int,
+    config: RecommenderConfig,
+    init: torch.Tensor | None,
+    attributes: ItemAttributes | None,
+    progress: bool,
+) -> tuple[TwoTower, NeuMF | None, dict]:
+    """Stages 1-3: the towers, the re-ranker (None when switched off) and the training metrics."""
     encoder, encoder_fit = train_encoder(sequences, n_tokens, config, init=init, progress=progress)
     towers, towers_fit = train_towers(encoder, sequences, config, attributes=attributes, progress=progress)
     neumf = train_reranker(towers, sequences, config, progress=progress) if config.neumf is not None else None
-    recommender = build_recommender(towers, neumf, vocab, interactions.users, sequences, config, attributes=attributes)
-    recommender.metrics = {
+    metrics = {
         "gru_loss": encoder_fit.history[-1]["loss"],
         "dssm_loss": towers_fit.history[-1]["loss"],
         "gru_seconds": sum(h["seconds"] for h in encoder_fit.history),
         "dssm_seconds": sum(h["seconds"] for h in towers_fit.history),
     }
-    return recommender
+    return towers, neumf, metrics
 
 
 def _device(config: RecommenderConfig) -> torch.device:

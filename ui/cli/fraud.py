@@ -32,12 +32,17 @@ from ui.cli.options import (
     Engine,
     EngineOption,
     IntegerIdsOption,
+    NnodesOption,
+    NodeRankOption,
+    NprocOption,
     QueryOption,
     RayAddressOption,
     RayWorkersOption,
+    RdzvEndpointOption,
     SeedOption,
     SourceArgument,
     TableOption,
+    launch_plan,
     model_path,
     out_option,
 )
@@ -79,6 +84,10 @@ def train_fraud(
     device: DeviceOption = _AE.device,
     out: Annotated[Optional[Path], out_option(FRAUD_MODEL_KIND)] = None,
     db: DbOption = None,
+    nproc: NprocOption = 1,
+    nnodes: NnodesOption = 1,
+    node_rank: NodeRankOption = 0,
+    rdzv_endpoint: RdzvEndpointOption = None,
 ) -> None:
     """Train the fraud model (GRU sequence autoencoder + calibration) on transactions."""
     from embeddings.store import Store
@@ -99,9 +108,13 @@ def train_fraud(
         ),
         counterparty_vectors=str(counterparty_vectors) if counterparty_vectors is not None else None,
         analyst_labels=analyst_labels,
+        launch=launch_plan(nproc, nnodes, node_rank, rdzv_endpoint),
     )
     store = Store(db)
     result = run_train_fraud(source, job, store=store, table=table, query=query, out=out)
+    if result is None:
+        typer.echo(f"node {node_rank} trained its share; node 0 saves the model and records the run")
+        return
     m = result.metrics
     auc = f"; validation AUC {m['validation_auc']:.3f}" if "validation_auc" in m else ""
     typer.echo(

@@ -52,6 +52,24 @@ RayWorkersOption = Annotated[
     Optional[int], typer.Option(min=1, help="With --engine ray: actors in the pool (default: one per cluster CPU).")
 ]
 
+NprocOption = Annotated[
+    int, typer.Option(min=1, help="Training workers on this host (several: torch DDP, gloo on CPU, NCCL on GPUs).")
+]
+NnodesOption = Annotated[int, typer.Option(min=1, help="Hosts that train together (each runs this command).")]
+NodeRankOption = Annotated[
+    int, typer.Option(min=0, help="This host's place among --nnodes (0 saves the model and records the run).")
+]
+RdzvEndpointOption = Annotated[
+    Optional[str], typer.Option(help="With --nnodes > 1: HOST:PORT of node 0, where the workers meet.")
+]
+
+
+def launch_plan(nproc: int, nnodes: int, node_rank: int, rdzv_endpoint: str | None):
+    """The :class:`~embeddings.launch.Launch` of the training options."""
+    from embeddings.launch import Launch
+
+    return Launch(nproc=nproc, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
+
 
 def out_option(kind: str) -> object:
     """The ``--out`` option of a command that trains a ``kind`` model."""

@@ -19,12 +19,17 @@ from ui.cli.options import (
     Engine,
     EngineOption,
     IntegerIdsOption,
+    NnodesOption,
+    NodeRankOption,
+    NprocOption,
     QueryOption,
     RayAddressOption,
     RayWorkersOption,
+    RdzvEndpointOption,
     SeedOption,
     SourceArgument,
     TableOption,
+    launch_plan,
     model_path,
     out_option,
 )
@@ -66,6 +71,10 @@ def train_recommender(
     device: DeviceOption = _RECSYS.device,
     out: Annotated[Optional[Path], out_option(RECOMMENDER_KIND)] = None,
     db: DbOption = None,
+    nproc: NprocOption = 1,
+    nnodes: NnodesOption = 1,
+    node_rank: NodeRankOption = 0,
+    rdzv_endpoint: RdzvEndpointOption = None,
 ) -> None:
     """Train the recommender (GRU session encoder, DSSM two-tower retrieval, NeuMF re-ranker) on interactions."""
     from embeddings.data import EventSchema
@@ -90,9 +99,13 @@ def train_recommender(
         attributes=str(item_attributes) if item_attributes is not None else None,
         item_vectors=str(item_vectors) if item_vectors is not None else None,
         config=config,
+        launch=launch_plan(nproc, nnodes, node_rank, rdzv_endpoint),
     )
     store = Store(db)
     result = run_recommender(source, job, store=store, table=table, query=query, out=out)
+    if result is None:
+        typer.echo(f"node {node_rank} trained its share; node 0 saves the model and records the run")
+        return
     metrics = result.metrics
     typer.echo(
         f"trained on {metrics['users']:,} users, {metrics['items']:,} items and "
