@@ -17,8 +17,9 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 
-from embeddings.data import build_sequences, read_events
+from embeddings.data import build_sequences
 from embeddings.errors import DataError
+from embeddings.event_stream import read_event_table
 from embeddings.files import check_output_dir
 from embeddings.graph.config import NODE2VEC_KIND, Node2VecJob
 from embeddings.graph.graph import Graph
@@ -51,8 +52,11 @@ def run_item2vec(
     gap = None if job.session_gap_minutes is None else timedelta(minutes=job.session_gap_minutes)
     check_output_dir(out)
     with store.run(ITEM2VEC_KIND, asdict(job)) as run:
-        events, read_report = read_events(source, job.schema, table=table, query=query)
-        built = build_sequences(events, min_count=job.min_count, session_gap=gap, min_length=job.min_length)
+        events = read_event_table(source, job.schema, table=table, query=query)
+        read_report = events.report
+        built = events.keyed(
+            build_sequences(events.events, min_count=job.min_count, session_gap=gap, min_length=job.min_length)
+        )
         if built.report.tokens == 0:
             raise DataError(f"{read_report.source}: no sequence is left to train on ({built.report})")
         embeddings, result = item2vec(built.sequences, built.vocab, job.sgns, progress=progress)

@@ -19,7 +19,7 @@ in messages.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -125,6 +125,36 @@ def _scan_file(path: Path, name: str, text_columns: Collection[str]) -> pl.LazyF
 def _collect(frame: pl.LazyFrame, name: str) -> pl.DataFrame:
     try:
         return frame.collect()
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
+
+
+def is_file(source: Source) -> bool:
+    """Whether ``source`` is a path (CSV or Parquet), which can be scanned in batches."""
+    return not isinstance(source, pl.DataFrame) and not _is_url(source)
+
+
+def file_batches(
+    source: str | Path, columns: Collection[str], *, text_columns: Collection[str] = (), batch_rows: int = 1 << 22
+) -> Iterator[pl.DataFrame]:
+    """``columns`` of a CSV or Parquet file, ``batch_rows`` rows at a time in file order (the last
+    batch shorter), so a file larger than memory is read one batch at a time. A missing column
+    or an unreadable file raises :class:`DataError` naming the file; so does an empty file ("no
+    rows"), but a file of a header only yields no batch."""
+    name = describe_source(source)
+    scan = _scan_file(Path(source), name, text_columns)
+    try:
+        present = scan.collect_schema().names()
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
+    if any(column not in present for column in columns):
+        if _collect(scan.select(pl.len()), name).item() == 0:
+            raise DataError(f"{name}: no rows")  # an empty file has no columns either; say what is wrong
+        for column in columns:
+            _check_column(scan, column, name)
+    try:
+        for batch in scan.select(columns).collect_batches(chunk_size=batch_rows, maintain_order=True):
+            yield batch
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
         raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
 

@@ -26,8 +26,9 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-from embeddings.data import BuildReport, EventSchema, ReadReport, build_sequences, read_events
+from embeddings.data import BuildReport, EventSchema, ReadReport, build_sequences
 from embeddings.errors import ConfigError, DataError
+from embeddings.event_stream import read_event_table
 from embeddings.sequences import Sequences
 from embeddings.sources import Source
 from embeddings.vocab import Vocabulary
@@ -138,15 +139,17 @@ def read_interactions(
     Items seen fewer than ``min_count`` times are dropped, and users left with no item with
     them. Bad input raises :class:`DataError` naming the source, column and first bad row.
     """
-    events, read_report = read_events(source, schema, table=table, query=query)
+    event_table = read_event_table(source, schema, table=table, query=query)
+    events = event_table.events
     built = build_sequences(events, min_count=min_count, session_gap=None, min_length=1)
     times = None
     if "ts" in events.columns:
         # read_events sorted the rows as build_sequences uses them; it kept exactly the known items.
         known = built.vocab.encode(events["item"]) != Vocabulary.PAD
         times = events["ts"].dt.epoch("us").to_numpy()[known]
+    built = event_table.keyed(built)
     users = built.owners["entity"].rename("user")
-    return Interactions(users, built.sequences, times, built.vocab, InteractionsReport(read_report, built.report))
+    return Interactions(users, built.sequences, times, built.vocab, InteractionsReport(event_table.report, built.report))
 
 
 def _heads(sequences: Sequences, rows: np.ndarray, lengths: np.ndarray) -> Sequences:

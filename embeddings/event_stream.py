@@ -1,0 +1,143 @@
+"""Event files larger than memory: a CSV or Parquet file read batch by batch into number columns.
+
+:func:`read_event_table` is how the jobs read events: a file is streamed by :func:`stream_events`,
+any other source (a database table or query, a frame) is read whole by
+:func:`~embeddings.data.read_events`. Both give the same :class:`EventTable`.
+
+Streaming reads the schema's columns ``batch_rows`` at a time and checks each batch with the
+checks of :func:`~embeddings.data.read_events` (an error names the row in the whole file). Of
+each event it keeps numbers only: a text id becomes a code when it is first seen, and once the
+file is read the codes are renumbered in key order, so sorting by code sorts as sorting by key
+does. The frame of events is then 8 bytes per event and column (entity, item, ts), sorted as
+``read_events`` sorts, and :func:`~embeddings.data.build_sequences` runs on it unchanged;
+:meth:`EventTable.keyed` puts the keys back into its vocabulary and owners. The distinct keys
+are held once; the string columns are never held whole, so the largest things in memory are
+these number columns and the CSR arrays built from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from embeddings.data import (
+    BuiltSequences,
+    EventSchema,
+    ReadReport,
+    check_timestamps,
+    check_weights,
+    id_check,
+    read_events,
+)
+from embeddings.errors import DataError, RowError
+from embeddings.sources import Source, describe_source, file_batches, is_file
+from embeddings.vocab import Vocabulary
+
+BATCH_ROWS = 1 << 22  # 4M events a batch: a few hundred MB of strings at most
+
+
+@dataclass(frozen=True)
+class EventTable:
+    """Checked events sorted by (entity, ts), as :func:`~embeddings.data.read_events` returns them,
+    with their report. Where ``entities`` / ``items`` are set, that column of ``events`` holds
+    Int64 codes and code ``i`` stands for key ``entities[i]`` / ``items[i]`` (keys in sorted order)."""
+
+    events: pl.DataFrame
+    report: ReadReport
+    entities: pl.Series | None = None
+    items: pl.Series | None = None
+
+    def keyed(self, built: BuiltSequences) -> BuiltSequences:
+        """``built`` (from :func:`~embeddings.data.build_sequences` over ``events``) with keys for codes
+        in its vocabulary and owners."""
+        vocab, owners = built.vocab, built.owners
+        if self.items is not None:
+            vocab = Vocabulary(self.items.gather(vocab.keys), vocab.counts[1:])
+        if self.entities is not None:
+            owners = owners.with_columns(entity=self.entities.gather(owners["entity"]))
+        return built._replace(vocab=vocab, owners=owners)
+
+
+def read_event_table(
+    source: Source, schema: EventSchema, *, table: str | None = None, query: str | None = None
+) -> EventTable:
+    """Events of ``source``: a file streamed (:func:`stream_events`), anything else read whole."""
+    if is_file(source) and table is None and query is None:
+        return stream_events(source, schema)
+    events, report = read_events(source, schema, table=table, query=query)
+    return EventTable(events, report)
+
+
+def stream_events(path: str | Path, schema: EventSchema, *, batch_rows: int = BATCH_ROWS) -> EventTable:
+    """Read and check the events of a CSV or Parquet file a batch at a time (see the module doc).
+
+    The result equals ``read_events``' once :meth:`EventTable.keyed` has put the keys back: the
+    same rows in the same order, the same report, the same errors for bad values.
+    """
+    name = describe_source(path)
+    columns = schema.columns()
+    ids = id_check(schema.integer_ids)
+    checks = {"entity": ids, "item": ids, "ts": check_timestamps, "weight": check_weights}
+    coders = {"entity": _Codes(), "item": _Codes()}
+    parts: dict[str, list[pl.Series]] = {c: [] for c in columns if c != "weight"}  # weights are only checked
+    rows = 0
+    batches = file_batches(path, list(columns.values()), text_columns=schema.id_columns(), batch_rows=batch_rows)
+    for batch in batches:
+        for canonical, column in columns.items():
+            try:
+                values = checks[canonical](name, column, batch[column])
+            except RowError as error:
+                raise error.at(name, rows + error.row) from None
+            if canonical in coders and values.dtype == pl.String:
+                values = coders[canonical].encode(values)
+            if canonical in parts:
+                parts[canonical].append(values)
+        rows += batch.height
+    if rows == 0:
+        raise DataError(f"{name}: no rows")
+    events = pl.DataFrame([pl.concat(values, rechunk=True).rename(c) for c, values in parts.items()])
+    keys: dict[str, pl.Series] = {}
+    for canonical, coder in coders.items():
+        if coder.used:
+            keys[canonical], rank = coder.in_key_order()
+            events = events.with_columns(pl.Series(canonical, rank[events[canonical].to_numpy()]))
+    events = events.sort(["entity", "ts"] if "ts" in events.columns else "entity", maintain_order=True)
+
+    def distinct(canonical: str) -> int:
+        return len(keys[canonical]) if canonical in keys else events[canonical].n_unique()
+
+    report = ReadReport(name, events.height, distinct("entity"), distinct("item"))
+    return EventTable(events, report, keys.get("entity"), keys.get("item"))
+
+
+class _Codes:
+    """Int64 codes 0, 1, ... for text keys in the order they are first seen, batch after batch."""
+
+    def __init__(self) -> None:
+        self._table = pl.DataFrame(schema={"key": pl.String, "code": pl.Int64})
+        self.used = False
+
+    def encode(self, values: pl.Series) -> pl.Series:
+        """The code of each value (new keys get the next codes)."""
+        self.used = True
+        frame = values.rename("key").to_frame()
+        codes = frame.join(self._table, on="key", how="left", maintain_order="left")["code"]
+        if codes.null_count():
+            new = values.filter(codes.is_null()).unique(maintain_order=True)
+            start = self._table.height
+            fresh = pl.DataFrame(
+                {"key": new, "code": pl.int_range(start, start + len(new), dtype=pl.Int64, eager=True)}
+            )
+            self._table = pl.concat([self._table, fresh])
+            codes = codes.fill_null(values.replace_strict(fresh["key"], fresh["code"], default=None))
+        return codes
+
+    def in_key_order(self) -> tuple[pl.Series, np.ndarray]:
+        """The keys sorted, and for each code its place among them."""
+        order = self._table["key"].arg_sort().to_numpy()
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        return self._table["key"].gather(order), rank
