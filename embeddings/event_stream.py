@@ -4,7 +4,8 @@
 any other source (a database table or query, a frame) is read whole by
 :func:`~embeddings.data.read_events`. Both give the same :class:`EventTable`.
 
-Streaming reads the schema's columns ``batch_rows`` at a time and checks each batch with the
+Streaming reads the schema's columns ``batch_rows`` (default
+:data:`~embeddings.sources.BATCH_ROWS`) at a time and checks each batch with the
 checks of :func:`~embeddings.data.read_events` (an error names the row in the whole file). Of
 each event it keeps numbers only: a text id becomes a code when it is first seen, and once the
 file is read the codes are renumbered in key order, so sorting by code sorts as sorting by key
@@ -35,8 +36,6 @@ from embeddings.data import (
 from embeddings.errors import DataError, RowError
 from embeddings.sources import Source, describe_source, file_batches, is_file
 from embeddings.vocab import Vocabulary
-
-BATCH_ROWS = 1 << 22  # 4M events a batch: a few hundred MB of strings at most
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ def read_event_table(
     return EventTable(events, report)
 
 
-def stream_events(path: str | Path, schema: EventSchema, *, batch_rows: int = BATCH_ROWS) -> EventTable:
+def stream_events(path: str | Path, schema: EventSchema, *, batch_rows: int | None = None) -> EventTable:
     """Read and check the events of a CSV or Parquet file a batch at a time (see the module doc).
 
     The result equals ``read_events``' once :meth:`EventTable.keyed` has put the keys back: the

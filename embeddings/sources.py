@@ -34,6 +34,8 @@ _CSV_SEPARATORS = {".csv": ",", ".csv.gz": ",", ".tsv": "\t", ".tsv.gz": "\t"}
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 # Rows polars looks at to choose CSV column types; a later row of another type fails loudly.
 _CSV_INFER_ROWS = 10_000
+# Rows of a file read at a time where a job streams it: a few hundred MB of text ids at most.
+BATCH_ROWS = 1 << 22
 
 
 def _is_url(source: Source) -> bool:
@@ -135,12 +137,12 @@ def is_file(source: Source) -> bool:
 
 
 def file_batches(
-    source: str | Path, columns: Collection[str], *, text_columns: Collection[str] = (), batch_rows: int = 1 << 22
+    source: str | Path, columns: Collection[str], *, text_columns: Collection[str] = (), batch_rows: int | None = None
 ) -> Iterator[pl.DataFrame]:
-    """``columns`` of a CSV or Parquet file, ``batch_rows`` rows at a time in file order (the last
-    batch shorter), so a file larger than memory is read one batch at a time. A missing column
-    or an unreadable file raises :class:`DataError` naming the file; so does an empty file ("no
-    rows"), but a file of a header only yields no batch."""
+    """``columns`` of a CSV or Parquet file, ``batch_rows`` (default :data:`BATCH_ROWS`) rows at
+    a time in file order (the last batch shorter), so a file larger than memory is read one
+    batch at a time. A missing column or an unreadable file raises :class:`DataError` naming
+    the file; so does an empty file ("no rows"), but a file of a header only yields no batch."""
     name = describe_source(source)
     scan = _scan_file(Path(source), name, text_columns)
     try:
@@ -153,7 +155,8 @@ def file_batches(
         for column in columns:
             _check_column(scan, column, name)
     try:
-        for batch in scan.select(columns).collect_batches(chunk_size=batch_rows, maintain_order=True):
+        chunk = batch_rows or BATCH_ROWS
+        for batch in scan.select(columns).collect_batches(chunk_size=chunk, maintain_order=True):
             yield batch
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
         raise DataError(f"{name}: cannot read file: {first_line(e)}") from None

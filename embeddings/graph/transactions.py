@@ -29,9 +29,9 @@ import numpy as np
 import polars as pl
 
 from embeddings.data import check_ids, check_weights
-from embeddings.errors import DataError
+from embeddings.errors import DataError, RowError
 from embeddings.graph.graph import Graph
-from embeddings.sources import Source, describe_source, read_table
+from embeddings.sources import Source, describe_source, file_batches, is_file, read_table
 from embeddings.vectors import Embeddings
 
 log = logging.getLogger(__name__)
@@ -83,20 +83,41 @@ def plain_ids(keys: pl.Expr) -> pl.Expr:
 def _card_merchant_edges(
     transactions: Source, card: str, merchant: str, weight: str | None, table: str | None, query: str | None
 ) -> tuple[str, pl.DataFrame]:
-    """One row per (card, merchant) pair: prefixed ids and the summed weight (or transaction count)."""
+    """One row per (card, merchant) pair: prefixed ids and the summed weight (or transaction count).
+
+    A file is read a batch at a time (:func:`~embeddings.sources.file_batches`) and summed per
+    batch, so only the distinct pairs are ever held; other sources are read whole.
+    """
     name = describe_source(transactions, table=table, query=query)
-    frame = read_table(transactions, table=table, query=query, text_columns=(card, merchant))
-    if frame.height == 0:
+    columns = [c for c in (card, merchant, weight) if c is not None]
+    if is_file(transactions) and table is None and query is None:
+        batches = file_batches(transactions, columns, text_columns=(card, merchant))
+    else:
+        frame = read_table(transactions, table=table, query=query, text_columns=(card, merchant))
+        if frame.height == 0:
+            raise DataError(f"{name}: no rows")
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(frame.columns)})")
+        batches = iter([frame])
+    sums, rows = [], 0
+    for batch in batches:
+        try:
+            pairs = pl.DataFrame(
+                {
+                    "src": check_ids(name, card, batch[card]),
+                    "dst": check_ids(name, merchant, batch[merchant]),
+                    "weight": np.ones(batch.height) if weight is None else check_weights(name, weight, batch[weight]),
+                }
+            )
+        except RowError as error:
+            raise error.at(name, rows + error.row) from None
+        sums.append(pairs.group_by("src", "dst").agg(pl.col("weight").sum()))
+        rows += batch.height
+    if rows == 0:
         raise DataError(f"{name}: no rows")
-    missing = [c for c in (card, merchant, weight) if c is not None and c not in frame.columns]
-    if missing:
-        raise DataError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(frame.columns)})")
-    columns = {
-        "src": card_keys(check_ids(name, card, frame[card])),
-        "dst": merchant_keys(check_ids(name, merchant, frame[merchant])),
-        "weight": pl.Series(np.ones(frame.height)) if weight is None else check_weights(name, weight, frame[weight]),
-    }
-    edges = pl.DataFrame(columns).group_by("src", "dst").agg(pl.col("weight").sum()).sort("src", "dst")
+    summed = pl.concat(sums).group_by("src", "dst").agg(pl.col("weight").sum())
+    edges = summed.with_columns(src=card_keys(pl.col("src")), dst=merchant_keys(pl.col("dst"))).sort("src", "dst")
     return name, edges
 
 

@@ -70,3 +70,18 @@ def test_a_bad_value_in_a_later_batch_is_named_by_its_row_in_the_file(tmp_path: 
     with pytest.raises(DataError) as streamed:
         stream_events(path, schema, batch_rows=50)
     assert str(whole.value) == str(streamed.value) == message
+
+
+def test_a_transaction_file_read_in_batches_gives_the_graph_of_the_whole_table(tmp_path: Path, monkeypatch):
+    from embeddings import sources
+    from embeddings.graph.transactions import transaction_graph
+
+    frame = _events().rename({"user": "card_id", "name": "merchant_id"}).with_columns(amount=pl.col("item") * 0.5)
+    path = tmp_path / "transactions.csv"
+    frame.write_csv(path)
+    whole = transaction_graph(frame.with_columns(pl.col("card_id").cast(pl.String)), weight="amount")
+    monkeypatch.setattr(sources, "BATCH_ROWS", 37)
+    streamed = transaction_graph(path, weight="amount")
+    assert list(streamed.nodes) == list(whole.nodes)
+    assert np.array_equal(streamed.indptr, whole.indptr) and np.array_equal(streamed.indices, whole.indices)
+    assert np.allclose(streamed.weights, whole.weights, rtol=1e-12)
