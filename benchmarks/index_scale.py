@@ -20,7 +20,7 @@ the true top 10 found), batch queries/s (all queries in one call, best of 3) and
 exact's (``_speedup``). ``nlist`` is ``4 sqrt(n)`` at 1M and 4,096 at 10M (k-means over 12,649
 cells would take most of an hour on two cores). ``nprobe`` and ``refine`` are chosen per index on
 1,000 *validation* queries (other samples of the mixture, with their own exact truth): the
-fastest setting of the grid ``nprobe`` 16..256 x ``refine`` 10..50 whose validation recall@10
+fastest setting of the grid ``nprobe`` 16..256 x ``refine`` 10..500 whose validation recall@10
 is >= 0.90 (the most accurate one when none is); the measured queries are searched once, with it.
 The JSON records the grid's validation results and the choice.
 
@@ -104,7 +104,7 @@ def measure(
 
 
 NPROBES = (16, 32, 64, 128, 256)
-REFINES = (10, 20, 50)
+REFINES = (10, 20, 50, 100, 200, 500)
 TARGET_RECALL = 0.90
 
 

@@ -9,8 +9,8 @@ Streaming reads the schema's columns ``batch_rows`` (default
 checks of :func:`~embeddings.data.read_events` (an error names the row in the whole file). Of
 each event it keeps numbers only: a text id becomes a code when it is first seen, and once the
 file is read the codes are renumbered in key order, so sorting by code sorts as sorting by key
-does. The frame of events is then 8 bytes per event and column (entity, item, ts), sorted as
-``read_events`` sorts, and :func:`~embeddings.data.build_sequences` runs on it unchanged;
+does. The frame of events is then 16 bytes per event (Int32 entity and item codes, the time),
+sorted as ``read_events`` sorts, and :func:`~embeddings.data.build_sequences` runs on it unchanged;
 :meth:`EventTable.keyed` puts the keys back into its vocabulary and owners. The distinct keys
 are held once; the string columns are never held whole, so the largest things in memory are
 these number columns and the CSR arrays built from them.
@@ -42,7 +42,7 @@ from embeddings.vocab import Vocabulary
 class EventTable:
     """Checked events sorted by (entity, ts), as :func:`~embeddings.data.read_events` returns them,
     with their report. Where ``entities`` / ``items`` are set, that column of ``events`` holds
-    Int64 codes and code ``i`` stands for key ``entities[i]`` / ``items[i]`` (keys in sorted order)."""
+    Int32 codes and code ``i`` stands for key ``entities[i]`` / ``items[i]`` (keys in sorted order)."""
 
     events: pl.DataFrame
     report: ReadReport
@@ -97,13 +97,24 @@ def stream_events(path: str | Path, schema: EventSchema, *, batch_rows: int | No
         rows += batch.height
     if rows == 0:
         raise DataError(f"{name}: no rows")
-    events = pl.DataFrame([pl.concat(values, rechunk=True).rename(c) for c, values in parts.items()])
+    # Column by column, each part list freed as its column is made: one column is held twice at most.
+    arrays = {c: pl.concat(parts.pop(c), rechunk=True).to_physical().to_numpy() for c in list(parts)}
     keys: dict[str, pl.Series] = {}
     for canonical, coder in coders.items():
         if coder.used:
             keys[canonical], rank = coder.in_key_order()
-            events = events.with_columns(pl.Series(canonical, rank[events[canonical].to_numpy()]))
-    events = events.sort(["entity", "ts"] if "ts" in events.columns else "entity", maintain_order=True)
+            arrays[canonical] = rank[arrays[canonical]]
+    # A stable sort by (entity, ts) in NumPy: an index and one gathered column at a time, where
+    # a polars sort of the frame would hold a second frame and its row-encoded keys.
+    order = (
+        np.lexsort((arrays["ts"], arrays["entity"])) if "ts" in arrays else np.argsort(arrays["entity"], kind="stable")
+    )
+    columns = []
+    for canonical in list(arrays):
+        column = pl.Series(canonical, arrays.pop(canonical)[order])
+        columns.append(column.cast(pl.Datetime("us")) if canonical == "ts" else column)
+    del order
+    events = pl.DataFrame(columns)
 
     def distinct(canonical: str) -> int:
         return len(keys[canonical]) if canonical in keys else events[canonical].n_unique()
@@ -113,10 +124,10 @@ def stream_events(path: str | Path, schema: EventSchema, *, batch_rows: int | No
 
 
 class _Codes:
-    """Int64 codes 0, 1, ... for text keys in the order they are first seen, batch after batch."""
+    """Int32 codes 0, 1, ... for text keys in the order they are first seen, batch after batch."""
 
     def __init__(self) -> None:
-        self._table = pl.DataFrame(schema={"key": pl.String, "code": pl.Int64})
+        self._table = pl.DataFrame(schema={"key": pl.String, "code": pl.Int32})
         self.used = False
 
     def encode(self, values: pl.Series) -> pl.Series:
@@ -128,15 +139,17 @@ class _Codes:
             new = values.filter(codes.is_null()).unique(maintain_order=True)
             start = self._table.height
             fresh = pl.DataFrame(
-                {"key": new, "code": pl.int_range(start, start + len(new), dtype=pl.Int64, eager=True)}
+                {"key": new, "code": pl.int_range(start, start + len(new), dtype=pl.Int32, eager=True)}
             )
             self._table = pl.concat([self._table, fresh])
-            codes = codes.fill_null(values.replace_strict(fresh["key"], fresh["code"], default=None))
+            codes = codes.fill_null(
+                values.replace_strict(fresh["key"], fresh["code"], default=None, return_dtype=pl.Int32)
+            )
         return codes
 
     def in_key_order(self) -> tuple[pl.Series, np.ndarray]:
         """The keys sorted, and for each code its place among them."""
         order = self._table["key"].arg_sort().to_numpy()
-        rank = np.empty(len(order), dtype=np.int64)
+        rank = np.empty(len(order), dtype=np.int32)
         rank[order] = np.arange(len(order))
         return self._table["key"].gather(order), rank

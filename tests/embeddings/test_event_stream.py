@@ -51,7 +51,7 @@ def test_streamed_events_build_the_sequences_of_the_whole_read(tmp_path: Path, s
     assert built.owners.equals(expected.owners)
     assert built.report == expected.report
     # Text ids are held as codes, one per distinct key, never as a string column of every event.
-    assert streamed.events["entity"].dtype == pl.Int64 and len(streamed.entities) == report.entities
+    assert streamed.events["entity"].dtype == pl.Int32 and len(streamed.entities) == report.entities
 
 
 def test_a_bad_value_in_a_later_batch_is_named_by_its_row_in_the_file(tmp_path: Path):
