@@ -7,9 +7,9 @@ any other source (a database table or query, a frame) is read whole by
 Streaming reads the schema's columns ``batch_rows`` (default
 :data:`~embeddings.sources.BATCH_ROWS`) at a time and checks each batch with the
 checks of :func:`~embeddings.data.read_events` (an error names the row in the whole file). Of
-each event it keeps numbers only: a text id becomes a code when it is first seen, and once the
-file is read the codes are renumbered in key order, so sorting by code sorts as sorting by key
-does. The frame of events is then 16 bytes per event (Int32 entity and item codes, the time),
+each event it keeps numbers only: a first pass over a text id column finds its distinct keys
+(polars' streaming ``unique``), and the batches come joined with them, each id's code being the
+place of its key in sorted order (so sorting by code sorts as sorting by key does). The frame of events is then 16 bytes per event (Int32 entity and item codes, the time),
 sorted as ``read_events`` sorts, and :func:`~embeddings.data.build_sequences` runs on it unchanged;
 :meth:`EventTable.keyed` puts the keys back into its vocabulary and owners. The distinct keys
 are held once; the string columns are never held whole, so the largest things in memory are
@@ -34,7 +34,7 @@ from embeddings.data import (
     read_events,
 )
 from embeddings.errors import DataError, RowError
-from embeddings.sources import Source, describe_source, file_batches, is_file
+from embeddings.sources import Source, describe_source, is_file, scan_batches, scan_collect, scan_columns
 from embeddings.vocab import Vocabulary
 
 
@@ -78,43 +78,48 @@ def stream_events(path: str | Path, schema: EventSchema, *, batch_rows: int | No
     """
     name = describe_source(path)
     columns = schema.columns()
+    scan = scan_columns(path, list(columns.values()), text_columns=schema.id_columns())
     ids = id_check(schema.integer_ids)
     checks = {"entity": ids, "item": ids, "ts": check_timestamps, "weight": check_weights}
-    coders = {"entity": _Codes(), "item": _Codes()}
+    keys: dict[str, pl.Series] = {}
+    types = scan.collect_schema()
+    for canonical in ("entity", "item"):
+        column = columns[canonical]
+        if not schema.integer_ids and types[column] in (pl.String, pl.Categorical, pl.Enum):
+            # Text ids: a first pass finds the distinct keys, sorted; a key's code is its place.
+            text = pl.col(column).cast(pl.String)
+            found = scan_collect(scan.select(text).unique(), name).to_series().drop_nulls().sort()
+            keys[canonical] = found
+            table = pl.LazyFrame(
+                {column: found, _code(canonical): pl.int_range(len(found), dtype=pl.Int32, eager=True)}
+            )
+            scan = scan.with_columns(text).join(table, on=column, how="left", maintain_order="left")
     parts: dict[str, list[pl.Series]] = {c: [] for c in columns if c != "weight"}  # weights are only checked
     rows = 0
-    batches = file_batches(path, list(columns.values()), text_columns=schema.id_columns(), batch_rows=batch_rows)
-    for batch in batches:
+    for batch in scan_batches(scan, name, batch_rows):
         for canonical, column in columns.items():
             try:
                 values = checks[canonical](name, column, batch[column])
             except RowError as error:
                 raise error.at(name, rows + error.row) from None
-            if canonical in coders and values.dtype == pl.String:
-                values = coders[canonical].encode(values)
             if canonical in parts:
-                parts[canonical].append(values)
+                parts[canonical].append(batch[_code(canonical)] if canonical in keys else values)
         rows += batch.height
     if rows == 0:
         raise DataError(f"{name}: no rows")
     # Column by column, each part list freed as its column is made: one column is held twice at most.
     arrays = {c: pl.concat(parts.pop(c), rechunk=True).to_physical().to_numpy() for c in list(parts)}
-    keys: dict[str, pl.Series] = {}
-    for canonical, coder in coders.items():
-        if coder.used:
-            keys[canonical], rank = coder.in_key_order()
-            arrays[canonical] = rank[arrays[canonical]]
     # A stable sort by (entity, ts) in NumPy: an index and one gathered column at a time, where
     # a polars sort of the frame would hold a second frame and its row-encoded keys.
     order = (
         np.lexsort((arrays["ts"], arrays["entity"])) if "ts" in arrays else np.argsort(arrays["entity"], kind="stable")
     )
-    columns = []
+    events = []
     for canonical in list(arrays):
         column = pl.Series(canonical, arrays.pop(canonical)[order])
-        columns.append(column.cast(pl.Datetime("us")) if canonical == "ts" else column)
+        events.append(column.cast(pl.Datetime("us")) if canonical == "ts" else column)
     del order
-    events = pl.DataFrame(columns)
+    events = pl.DataFrame(events)
 
     def distinct(canonical: str) -> int:
         return len(keys[canonical]) if canonical in keys else events[canonical].n_unique()
@@ -123,33 +128,6 @@ def stream_events(path: str | Path, schema: EventSchema, *, batch_rows: int | No
     return EventTable(events, report, keys.get("entity"), keys.get("item"))
 
 
-class _Codes:
-    """Int32 codes 0, 1, ... for text keys in the order they are first seen, batch after batch."""
-
-    def __init__(self) -> None:
-        self._table = pl.DataFrame(schema={"key": pl.String, "code": pl.Int32})
-        self.used = False
-
-    def encode(self, values: pl.Series) -> pl.Series:
-        """The code of each value (new keys get the next codes)."""
-        self.used = True
-        frame = values.rename("key").to_frame()
-        codes = frame.join(self._table, on="key", how="left", maintain_order="left")["code"]
-        if codes.null_count():
-            new = values.filter(codes.is_null()).unique(maintain_order=True)
-            start = self._table.height
-            fresh = pl.DataFrame(
-                {"key": new, "code": pl.int_range(start, start + len(new), dtype=pl.Int32, eager=True)}
-            )
-            self._table = pl.concat([self._table, fresh])
-            codes = codes.fill_null(
-                values.replace_strict(fresh["key"], fresh["code"], default=None, return_dtype=pl.Int32)
-            )
-        return codes
-
-    def in_key_order(self) -> tuple[pl.Series, np.ndarray]:
-        """The keys sorted, and for each code its place among them."""
-        order = self._table["key"].arg_sort().to_numpy()
-        rank = np.empty(len(order), dtype=np.int32)
-        rank[order] = np.arange(len(order))
-        return self._table["key"].gather(order), rank
+def _code(canonical: str) -> str:
+    """The scan's column of the codes of the ``canonical`` id column."""
+    return f"__seqemb_{canonical}_code"

@@ -90,7 +90,7 @@ def read_table(
 
 
 def _read_file(path: Path, name: str, text_columns: Collection[str]) -> pl.DataFrame:
-    return _collect(_scan_file(path, name, text_columns), name)
+    return scan_collect(_scan_file(path, name, text_columns), name)
 
 
 def _scan_file(path: Path, name: str, text_columns: Collection[str]) -> pl.LazyFrame:
@@ -124,7 +124,8 @@ def _scan_file(path: Path, name: str, text_columns: Collection[str]) -> pl.LazyF
         raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
 
 
-def _collect(frame: pl.LazyFrame, name: str) -> pl.DataFrame:
+def scan_collect(frame: pl.LazyFrame, name: str) -> pl.DataFrame:
+    """Run a query over a file's scan; a read error names the file ``name``."""
     try:
         return frame.collect()
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
@@ -136,13 +137,9 @@ def is_file(source: Source) -> bool:
     return not isinstance(source, pl.DataFrame) and not _is_url(source)
 
 
-def file_batches(
-    source: str | Path, columns: Collection[str], *, text_columns: Collection[str] = (), batch_rows: int | None = None
-) -> Iterator[pl.DataFrame]:
-    """``columns`` of a CSV or Parquet file, ``batch_rows`` (default :data:`BATCH_ROWS`) rows at
-    a time in file order (the last batch shorter), so a file larger than memory is read one
-    batch at a time. A missing column or an unreadable file raises :class:`DataError` naming
-    the file; so does an empty file ("no rows"), but a file of a header only yields no batch."""
+def scan_columns(source: str | Path, columns: Collection[str], *, text_columns: Collection[str] = ()) -> pl.LazyFrame:
+    """A lazy scan of ``columns`` of a CSV or Parquet file (nothing read yet but the header). A
+    missing column raises :class:`DataError` naming the file; so does an empty file ("no rows")."""
     name = describe_source(source)
     scan = _scan_file(Path(source), name, text_columns)
     try:
@@ -150,14 +147,19 @@ def file_batches(
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
         raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
     if any(column not in present for column in columns):
-        if _collect(scan.select(pl.len()), name).item() == 0:
+        if scan_collect(scan.select(pl.len()), name).item() == 0:
             raise DataError(f"{name}: no rows")  # an empty file has no columns either; say what is wrong
         for column in columns:
             _check_column(scan, column, name)
+    return scan.select(columns)
+
+
+def scan_batches(scan: pl.LazyFrame, name: str, batch_rows: int | None = None) -> Iterator[pl.DataFrame]:
+    """The rows of a file's ``scan`` (as :func:`scan_columns` gives, maybe extended), ``batch_rows``
+    (default :data:`BATCH_ROWS`) at a time in file order, so a file larger than memory is read a
+    batch at a time (a file of a header only gives none); a read error names the file ``name``."""
     try:
-        chunk = batch_rows or BATCH_ROWS
-        for batch in scan.select(columns).collect_batches(chunk_size=chunk, maintain_order=True):
-            yield batch
+        yield from scan.collect_batches(chunk_size=batch_rows or BATCH_ROWS, maintain_order=True)
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
         raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
 
@@ -190,7 +192,7 @@ def distinct_keys(
     else:
         scan = _scan_file(Path(source), name, text_columns)
         _check_column(scan, column, name)
-        frame = _collect(scan.select(column).unique(), name)
+        frame = scan_collect(scan.select(column).unique(), name)
     return frame.to_series().drop_nulls().sort()
 
 
@@ -210,7 +212,7 @@ def read_keys(
         return frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(SOURCE_ROW))
     scan = _scan_file(Path(source), name, text_columns).with_row_index(SOURCE_ROW)
     _check_column(scan, column, name)
-    frame = _collect(scan.filter(pl.col(column).is_in(pl.Series(keys, strict=False).implode())), name)
+    frame = scan_collect(scan.filter(pl.col(column).is_in(pl.Series(keys, strict=False).implode())), name)
     return frame.with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
 
 
@@ -230,7 +232,7 @@ def first_repeated(
         return None if found.height == 0 else (None, found.item(0, 0))
     scan = _scan_file(Path(source), name, text_columns).with_row_index(SOURCE_ROW)
     _check_column(scan, column, name)
-    found = _collect(
+    found = scan_collect(
         scan.group_by(column)
         .agg(pl.len(), pl.col(SOURCE_ROW).min())
         .filter(pl.col("len") > 1)

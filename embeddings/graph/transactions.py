@@ -31,7 +31,7 @@ import polars as pl
 from embeddings.data import check_ids, check_weights
 from embeddings.errors import DataError, RowError
 from embeddings.graph.graph import Graph
-from embeddings.sources import Source, describe_source, file_batches, is_file, read_table
+from embeddings.sources import Source, describe_source, is_file, read_table, scan_batches, scan_columns
 from embeddings.vectors import Embeddings
 
 log = logging.getLogger(__name__)
@@ -85,13 +85,13 @@ def _card_merchant_edges(
 ) -> tuple[str, pl.DataFrame]:
     """One row per (card, merchant) pair: prefixed ids and the summed weight (or transaction count).
 
-    A file is read a batch at a time (:func:`~embeddings.sources.file_batches`) and summed per
+    A file is read a batch at a time (:func:`~embeddings.sources.scan_batches`) and summed per
     batch, so only the distinct pairs are ever held; other sources are read whole.
     """
     name = describe_source(transactions, table=table, query=query)
     columns = [c for c in (card, merchant, weight) if c is not None]
     if is_file(transactions) and table is None and query is None:
-        batches = file_batches(transactions, columns, text_columns=(card, merchant))
+        batches = scan_batches(scan_columns(transactions, columns, text_columns=(card, merchant)), name)
     else:
         frame = read_table(transactions, table=table, query=query, text_columns=(card, merchant))
         if frame.height == 0:
