@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import numpy as np
 import polars as pl
 
@@ -109,11 +110,7 @@ def stream_events(path: str | Path, schema: EventSchema, *, batch_rows: int | No
         raise DataError(f"{name}: no rows")
     # Column by column, each part list freed as its column is made: one column is held twice at most.
     arrays = {c: pl.concat(parts.pop(c), rechunk=True).to_physical().to_numpy() for c in list(parts)}
-    # A stable sort by (entity, ts) in NumPy: an index and one gathered column at a time, where
-    # a polars sort of the frame would hold a second frame and its row-encoded keys.
-    order = (
-        np.lexsort((arrays["ts"], arrays["entity"])) if "ts" in arrays else np.argsort(arrays["entity"], kind="stable")
-    )
+    order = _entity_time_order(arrays["entity"], arrays.get("ts"), len(keys["entity"]) if "entity" in keys else None)
     events = []
     for canonical in list(arrays):
         column = pl.Series(canonical, arrays.pop(canonical)[order])
@@ -126,6 +123,38 @@ def stream_events(path: str | Path, schema: EventSchema, *, batch_rows: int | No
 
     report = ReadReport(name, events.height, distinct("entity"), distinct("item"))
     return EventTable(events, report, keys.get("entity"), keys.get("item"))
+
+
+def _entity_time_order(entity: np.ndarray, ts: np.ndarray | None, n_codes: int | None) -> np.ndarray:
+    """The stable order of events by (entity, ts), as an index (gathered one column at a time,
+    where a polars sort of the frame would hold a second frame and its row-encoded keys).
+
+    Event logs are mostly written in time order. Then, with entity codes ``0 .. n_codes - 1``,
+    a counting sort by entity is the whole sort: linear, where a comparison sort of 100M events
+    costs about as much as reading them.
+    """
+    in_time_order = ts is None or bool(np.all(ts[1:] >= ts[:-1]))
+    if in_time_order and n_codes is not None:
+        return _counting_order(entity, n_codes)
+    if ts is None:
+        return np.argsort(entity, kind="stable")
+    return np.lexsort((ts, entity))
+
+
+@numba.njit(cache=True)
+def _counting_order(codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """The stable order of ``codes`` (ints in ``[0, n_codes)``) by a counting sort."""
+    starts = np.zeros(n_codes + 1, dtype=np.int64)
+    for code in codes:
+        starts[code + 1] += 1
+    for c in range(n_codes):
+        starts[c + 1] += starts[c]
+    order = np.empty(codes.size, dtype=np.int64)
+    for i in range(codes.size):
+        code = codes[i]
+        order[starts[code]] = i
+        starts[code] += 1
+    return order
 
 
 def _code(canonical: str) -> str:

@@ -27,6 +27,7 @@ def _events(n: int = 400, seed: int = 0) -> pl.DataFrame:
     ).with_columns(pl.format("item-{}", "item").alias("name"))
 
 
+@pytest.mark.parametrize("in_time_order", [False, True])  # a log in time order is sorted by counting
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
 @pytest.mark.parametrize(
     ("schema", "gap"),
@@ -36,9 +37,9 @@ def _events(n: int = 400, seed: int = 0) -> pl.DataFrame:
         (EventSchema(entity="user", item="name"), None),  # file order
     ],
 )
-def test_streamed_events_build_the_sequences_of_the_whole_read(tmp_path: Path, suffix, schema, gap):
+def test_streamed_events_build_the_sequences_of_the_whole_read(tmp_path: Path, suffix, schema, gap, in_time_order):
     path = tmp_path / f"events.{suffix}"
-    frame = _events()
+    frame = _events().sort("ts", maintain_order=True) if in_time_order else _events()
     frame.write_csv(path) if suffix == "csv" else frame.write_parquet(path)
     whole, report = read_events(path, schema)
     expected = build_sequences(whole, min_count=2, session_gap=gap, min_length=2)
