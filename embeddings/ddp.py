@@ -22,6 +22,7 @@ with its type when it is a :class:`~embeddings.errors.SeqembError`.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -125,8 +126,6 @@ def launch(plan: Launch, train: Callable[..., T], *args: Any, device: torch.devi
 
 def _worker(train: Callable[..., T], args: tuple, device_type: str, threads: int) -> T | None:
     """One worker: join the process group, train, leave; rank 0 returns what ``train`` returned."""
-    import os
-
     torch.set_num_threads(threads)
     if device_type == "cuda":
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -101,7 +102,7 @@ def _scan_file(path: Path, name: str, text_columns: Collection[str]) -> pl.LazyF
         raise DataError(f"{name}: unknown file type; expected .csv, .tsv, .csv.gz, .tsv.gz, .parquet or .pq")
     if not path.is_file():
         raise DataError(f"{name}: file not found")
-    try:
+    with _reading(name):
         if separator is None:
             return pl.scan_parquet(path)
         if lower.endswith(".gz"):  # polars scans plain text only; a compressed file is read whole
@@ -120,16 +121,21 @@ def _scan_file(path: Path, name: str, text_columns: Collection[str]) -> pl.LazyF
             schema_overrides=dict.fromkeys(text_columns, pl.String),
             raise_if_empty=False,
         )
+
+
+@contextmanager
+def _reading(name: str) -> Iterator[None]:
+    """Turn what polars or the OS raises while reading the file ``name`` into one-line DataErrors."""
+    try:
+        yield
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
         raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
 
 
 def scan_collect(frame: pl.LazyFrame, name: str) -> pl.DataFrame:
     """Run a query over a file's scan; a read error names the file ``name``."""
-    try:
+    with _reading(name):
         return frame.collect()
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
 
 
 def is_file(source: Source) -> bool:
@@ -142,11 +148,7 @@ def scan_columns(source: str | Path, columns: Collection[str], *, text_columns: 
     missing column raises :class:`DataError` naming the file; so does an empty file ("no rows")."""
     name = describe_source(source)
     scan = _scan_file(Path(source), name, text_columns)
-    try:
-        present = scan.collect_schema().names()
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
-    if any(column not in present for column in columns):
+    if any(column not in _column_names(scan, name) for column in columns):
         if scan_collect(scan.select(pl.len()), name).item() == 0:
             raise DataError(f"{name}: no rows")  # an empty file has no columns either; say what is wrong
         for column in columns:
@@ -158,10 +160,8 @@ def scan_batches(scan: pl.LazyFrame, name: str, batch_rows: int | None = None) -
     """The rows of a file's ``scan`` (as :func:`scan_columns` gives, maybe extended), ``batch_rows``
     (default :data:`BATCH_ROWS`) at a time in file order, so a file larger than memory is read a
     batch at a time (a file of a header only gives none); a read error names the file ``name``."""
-    try:
+    with _reading(name):
         yield from scan.collect_batches(chunk_size=batch_rows or BATCH_ROWS, maintain_order=True)
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
 
 
 # The column of :func:`read_keys`' frame holding each row's 0-based data row in the whole source.
@@ -243,11 +243,13 @@ def first_repeated(
     return None if found.height == 0 else (int(found[SOURCE_ROW][0]), found[column][0])
 
 
+def _column_names(scan: pl.LazyFrame, name: str) -> list[str]:
+    with _reading(name):
+        return scan.collect_schema().names()
+
+
 def _check_column(scan: pl.LazyFrame, column: str, name: str) -> None:
-    try:
-        columns = scan.collect_schema().names()
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{name}: cannot read file: {first_line(e)}") from None
+    columns = _column_names(scan, name)
     if column not in columns:
         raise DataError(
             f"{name}: missing column {column!r} (columns: {', '.join(c for c in columns if c != SOURCE_ROW)})"
