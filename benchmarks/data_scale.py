@@ -46,10 +46,14 @@ def write_events(path: Path, rows: int, seed: int = 0) -> None:
     """The synthetic events file of the module doc, written by a streaming query."""
     i = pl.int_range(0, rows, dtype=pl.Int64)
     uniform = pl.col("i").hash(seed) / float(2**64)
-    frame = pl.LazyFrame().select(i.alias("i")).select(
-        user=pl.format("u{}", pl.col("i").hash(seed + 1) % max(1, rows // EVENTS_PER_USER)),
-        item=pl.format("i{}", (uniform * uniform * ITEMS).cast(pl.Int64)),
-        ts=pl.lit(datetime(2024, 1, 1)) + pl.duration(seconds=pl.col("i")),
+    frame = (
+        pl.LazyFrame()
+        .select(i.alias("i"))
+        .select(
+            user=pl.format("u{}", pl.col("i").hash(seed + 1) % max(1, rows // EVENTS_PER_USER)),
+            item=pl.format("i{}", (uniform * uniform * ITEMS).cast(pl.Int64)),
+            ts=pl.lit(datetime(2024, 1, 1)) + pl.duration(seconds=pl.col("i")),
+        )
     )
     frame.sink_parquet(path)
 
