@@ -29,7 +29,8 @@ import numpy as np
 from gensim.models import Word2Vec
 
 from benchmarks._common import Run
-from embeddings.index import KIND_PARAMS, VectorIndex
+from embeddings.index import VectorIndex
+from embeddings.index_config import KIND_PARAMS
 from embeddings.vectors import unit_rows
 
 K = 10

@@ -46,9 +46,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,78 +55,16 @@ import faiss
 import numpy as np
 import psutil
 
-from embeddings.checks import check_int
+from embeddings import faiss_gpu
 from embeddings.errors import ConfigError, DataError, NotFoundError
 from embeddings.files import atomic_output, format_tag, read_json
-from embeddings.keys import plain_int
+from embeddings.index_config import IndexConfig
 from embeddings.vectors import Embeddings, Key, as_float_matrix, as_key_list, check_k, unit_rows
 
-KINDS = ("exact", "ivf", "hnsw", "ivfpq")
-METRICS = ("cosine", "ip", "l2")
-KIND_PARAMS = {
-    "exact": (),
-    "ivf": ("nlist", "nprobe"),
-    "hnsw": ("m", "ef_construction", "ef_search"),
-    "ivfpq": ("nlist", "nprobe", "bytes_per_vector", "pq_m", "opq", "refine"),
-}
-IVF_ID_BYTES = 8  # every IVF list stores an int64 id beside each code
-PQ_SIZES = (4, 8, 12, 16, 20, 24, 32, 48, 64)  # code bytes FAISS's PQ (and GPU IVF-PQ) handles well
 # Points per IVF cell that k-means trains on: FAISS wants at least 39; more only slows training.
 _TRAIN_PER_CELL = 64
 _GPU_MAX_K = 2048  # FAISS GPU k-selection limit; larger k searches the CPU index
 _FORMAT = format_tag("vector_index", 1)
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    """What to build. ``nlist=None`` means ``min(4 * sqrt(n), n / 39)`` cells at build time
-    (FAISS k-means wants 39 training points per cell). ``pq_m=None`` (ivfpq) means the largest
-    of :data:`PQ_SIZES` that fits ``bytes_per_vector`` with the id."""
-
-    kind: str = "exact"
-    metric: str = "cosine"
-    nlist: int | None = None
-    nprobe: int = 16
-    m: int = 32
-    ef_construction: int = 80
-    ef_search: int = 32
-    bytes_per_vector: int = 32
-    pq_m: int | None = None
-    opq: bool = True
-    refine: int = 10
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ConfigError(f"kind {self.kind!r} is not one of {', '.join(KINDS)}")
-        if self.metric not in METRICS:
-            raise ConfigError(f"metric {self.metric!r} is not one of {', '.join(METRICS)}")
-        for name in ("nlist", "nprobe", "m", "ef_construction", "ef_search", "pq_m"):
-            if getattr(self, name) is not None:
-                check_int(name, getattr(self, name))
-        check_int("refine", self.refine, minimum=0)
-        if self.bytes_per_vector < IVF_ID_BYTES + PQ_SIZES[0]:
-            raise ConfigError(
-                f"bytes_per_vector={self.bytes_per_vector} leaves no room for a code: the smallest is "
-                f"{IVF_ID_BYTES + PQ_SIZES[0]} ({PQ_SIZES[0]} code bytes and the {IVF_ID_BYTES}-byte id)"
-            )
-
-    def code_bytes(self, dim: int) -> int:
-        """Bytes of one ivfpq code of ``dim``-d vectors: ``pq_m``, else the largest size the budget
-        leaves beside the id (without opq, one that divides ``dim``)."""
-        if self.pq_m is not None:
-            return self.pq_m
-        fits = [size for size in PQ_SIZES if size + IVF_ID_BYTES <= self.bytes_per_vector]
-        return max((size for size in fits if self.opq or dim % size == 0), default=fits[0])
-
-    @classmethod
-    def for_kind(cls, kind: str, metric: str, **params: Any) -> IndexConfig:
-        """A config for ``kind``, rejecting parameters that belong to another kind."""
-        if kind in KIND_PARAMS:
-            unknown = sorted(set(params) - set(KIND_PARAMS[kind]))
-            if unknown:
-                takes = ", ".join(KIND_PARAMS[kind]) or "no parameters"
-                raise ConfigError(f"parameter {unknown[0]!r} does not apply to kind {kind!r} (it takes {takes})")
-        return cls(kind=kind, metric=metric, **params)
 
 
 class VectorIndex:
@@ -150,8 +87,8 @@ class VectorIndex:
         self._row = dict(zip(keys, range(len(keys))))
         self._key_array = np.array([*keys, None], dtype=object)  # row -1 (padding) maps to None
         self._config = config
-        self._device = _resolve_device(device, config.kind)
-        self._gpu = _to_gpu(cpu_index, self._device) if self._device != "cpu" else None
+        self._device = faiss_gpu.resolve_device(device, config.kind)
+        self._gpu = faiss_gpu.to_gpu(cpu_index, self._device) if self._device != "cpu" else None
         self._apply_search_params()
 
     # --- construction -------------------------------------------------------------
@@ -432,58 +369,3 @@ def _new_ivfpq(config: IndexConfig, dim: int, metric: int) -> faiss.Index:
     if config.refine:
         index = faiss.IndexRefineFlat(index)
     return index
-
-
-def _gpu_count() -> int:
-    return faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0
-
-
-def _resolve_device(device: object, kind: str) -> str:
-    """``"cpu"`` or ``"cuda:N"``; "auto" picks the GPU when FAISS can use one."""
-    name = str(device)
-    if name == "cpu":
-        return "cpu"
-    if name == "auto":
-        if kind in _CPU_ONLY or _gpu_count() == 0:
-            return "cpu"
-        return "cuda:all" if _gpu_count() > 1 else "cuda:0"
-    if name == "cuda:all" and _gpu_count() > 0 and kind not in _CPU_ONLY:
-        return name
-    gpu_id = None
-    if name == "cuda":
-        gpu_id = 0
-    elif name.startswith("cuda:") and not name.startswith("cuda:-"):
-        gpu_id = plain_int(name.removeprefix("cuda:"))
-    if gpu_id is None:
-        raise ConfigError(f"device {name!r} is not one of auto, cpu, cuda, cuda:N")
-    if gpu_id >= _gpu_count():
-        raise ConfigError(
-            f"device {name!r} needs FAISS with GPU support and GPU {gpu_id} visible; "
-            f"this FAISS sees {_gpu_count()} GPUs (install faiss-gpu or use device='cpu')"
-        )
-    if kind in _CPU_ONLY:
-        warnings.warn(f"FAISS on the GPU cannot serve this {kind} index; it stays on the CPU", stacklevel=3)
-        return "cpu"
-    return f"cuda:{gpu_id}"
-
-
-# hnsw: FAISS has no GPU HNSW; ivfpq: its GPU IVF-PQ has no re-ranking stage.
-_CPU_ONLY = ("hnsw", "ivfpq")
-_GPU_RESOURCES: dict[int, Any] = {}
-
-
-def _resources(gpu_id: int) -> Any:
-    if gpu_id not in _GPU_RESOURCES:  # one resource pool (streams, scratch memory) per GPU
-        _GPU_RESOURCES[gpu_id] = faiss.StandardGpuResources()
-    return _GPU_RESOURCES[gpu_id]
-
-
-def _to_gpu(cpu_index: faiss.Index, device: str) -> faiss.Index:
-    """A replica on one GPU, or for ``cuda:all`` the vectors split over every GPU (``IndexShards``)."""
-    if device != "cuda:all":
-        gpu_id = int(device.split(":")[1])
-        return faiss.index_cpu_to_gpu(_resources(gpu_id), gpu_id, cpu_index)
-    gpus = list(range(_gpu_count()))
-    options = faiss.GpuMultipleClonerOptions()
-    options.shard = True
-    return faiss.index_cpu_to_gpu_multiple_py([_resources(g) for g in gpus], cpu_index, options, gpus)
