@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -98,11 +99,16 @@ def launch(plan: Launch, train: Callable[..., T], *args: Any, device: torch.devi
     its own GPU); rank 0's result, or None on a follower node (whose workers hold no rank 0)."""
     if plan.workers == 1:
         return train(*args)
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     several_hosts = plan.nnodes > 1
+    # The launcher's log folder, and (see _temporary_files_in) torch's per-worker error files: one
+    # folder of ours, removed when the launch ends, so a failed launch leaves nothing in /tmp.
+    logs = tempfile.TemporaryDirectory(prefix="seqemb-ddp-")
     config = LaunchConfig(
+        logs_specs=DefaultLogsSpecs(log_dir=logs.name),
         min_nodes=plan.nnodes,
         max_nodes=plan.nnodes,
         nproc_per_node=plan.nproc,
@@ -117,10 +123,10 @@ def launch(plan: Launch, train: Callable[..., T], *args: Any, device: torch.devi
     )
     threads = max(1, torch.get_num_threads() // plan.nproc)
     try:
-        with _quiet_launcher():
+        with logs, _temporary_files_in(logs.name), _quiet_launcher():
             results = elastic_launch(config, _worker)(train, args, device.type, threads)
     except ChildFailedError as exc:
-        raise _worker_error(exc) from None
+        raise _worker_error(exc) from None  # the error files were read when the failure was made
     return results.get(0)  # keyed by global rank
 
 
@@ -154,6 +160,18 @@ def _worker_error(exc) -> Exception:
         return (errors.DataError if kind is errors.RowError else kind)(text)
     reason = errors.first_line(message) if message else f"exit code {failure.exitcode}"
     return RuntimeError(f"training worker {rank} failed: {reason}")
+
+
+@contextmanager
+def _temporary_files_in(folder: str) -> Iterator[None]:
+    """Make ``tempfile`` create its files in ``folder`` for a while: torch's process spawner makes
+    an error file there for each worker and leaves the file of a worker that failed."""
+    previous = tempfile.tempdir
+    tempfile.tempdir = folder
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous
 
 
 @contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 import pytest
 import torch
@@ -47,9 +49,11 @@ def test_two_workers_average_their_gradients_into_one_model():
     assert weights == pytest.approx([start[0] - 0.5, start[1] - 0.5], abs=1e-6)
 
 
-def test_a_worker_error_is_raised_again_with_its_type_and_line():
+def test_a_worker_error_is_raised_again_with_its_type_and_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the launcher's log folder goes
     with pytest.raises(DataError, match=r"^events.csv: column 'item' row 7 \(0-based data row\): empty$"):
         ddp.launch(Launch(nproc=2), _world_and_weights, 1, device=torch.device("cpu"))
+    assert list(tmp_path.iterdir()) == []  # the error files went with the log folder
 
 
 def test_several_hosts_need_the_address_of_node_0():
