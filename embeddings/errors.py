@@ -8,6 +8,8 @@ that line and exits non-zero without a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class SeqembError(Exception):
     """Base class for errors caused by input the user controls."""
@@ -28,6 +30,25 @@ class RowError(DataError):
     def at(self, source: str, row: int) -> RowError:
         """The same error named in ``source`` at its ``row``."""
         return RowError(source, self.column, row, self.problem)
+
+
+class MissingColumnError(DataError):
+    """``source`` has no column ``column``; the message lists the columns it has (printable, at most
+    :data:`LISTED_COLUMNS`), so a file read with the wrong delimiter or a binary file still gives one line."""
+
+    def __init__(self, source: str, column: str, columns: Iterable[str]) -> None:
+        names = [printable(c) for c in columns]
+        listed = ", ".join(names[:LISTED_COLUMNS]) + (", ..." if len(names) > LISTED_COLUMNS else "")
+        super().__init__(f"{source}: missing column {column!r} (columns: {listed})")
+
+
+LISTED_COLUMNS = 20
+
+
+def printable(text: str) -> str:
+    """``text`` with each unprintable character (a NUL, a newline) written as its escape, for messages
+    that must stay one line and that a database text field can store."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 class ConfigError(SeqembError):

@@ -149,7 +149,9 @@ def read_interactions(
         times = events["ts"].dt.epoch("us").to_numpy()[known]
     built = event_table.keyed(built)
     users = built.owners["entity"].rename("user")
-    return Interactions(users, built.sequences, times, built.vocab, InteractionsReport(event_table.report, built.report))
+    return Interactions(
+        users, built.sequences, times, built.vocab, InteractionsReport(event_table.report, built.report)
+    )
 
 
 def _heads(sequences: Sequences, rows: np.ndarray, lengths: np.ndarray) -> Sequences:

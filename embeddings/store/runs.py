@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from tqdm.auto import tqdm
 
-from embeddings.errors import BusyError, ConfigError, NotFoundError
+from embeddings.errors import BusyError, ConfigError, NotFoundError, printable
 from embeddings.files import sweep_temporaries
 from embeddings.settings import models_dir
 from embeddings.store.frames import jsonable
@@ -208,10 +208,11 @@ class RunRecords:
         metrics: Mapping[str, Any] | None = None,
         artifact_path: str | Path | None = None,
     ) -> None:
-        """Mark ``run_id`` failed now with ``error`` (an exception is stored as ``Type: message``)."""
+        """Mark ``run_id`` failed now with ``error`` (an exception is stored as ``Type: message``, its
+        unprintable characters escaped: a PostgreSQL text field cannot hold a NUL)."""
         if isinstance(error, BaseException):
             error = f"{type(error).__name__}: {error}"
-        self._update_run(run_id, metrics=metrics, artifact_path=artifact_path, status="failed", error=error)
+        self._update_run(run_id, metrics=metrics, artifact_path=artifact_path, status="failed", error=printable(error))
 
     def reopen_run(self, run_id: str, kind: str, config: Mapping[str, Any]) -> None:
         """Mark ``run_id`` (a ``kind`` run) running again, owned by this process, to resume it;

@@ -325,7 +325,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(
 
     assert code == 2, output
     lines = output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), output
+    assert len(lines) == 1 and lines[0].startswith("error: ") and lines[0].isprintable(), output
     assert case.says(source) in lines[0], lines[0]
     assert _snapshot(tmp_path) == before  # no model, no temp file, the source unchanged
     assert _sqlite_rows(source) == table_before
