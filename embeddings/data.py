@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from embeddings.checks import check_int
-from embeddings.errors import ConfigError, DataError, MissingColumnError, RowError
+from embeddings.errors import ConfigError, DataError, RowError, missing_column
 from embeddings.keys import FORBIDDEN_ID_PATTERN, ID_LENGTH, id_problem
 from embeddings.sequences import Sequences
 from embeddings.sources import Source, describe_source, read_table
@@ -225,7 +225,7 @@ def read_checked(
         raise DataError(f"{name}: no rows")
     missing = [c for c in columns.values() if c not in raw.columns]
     if missing:
-        raise MissingColumnError(name, missing[0], raw.columns)
+        raise missing_column(name, missing[0], raw.columns)
     return name, pl.DataFrame(
         [checks[canonical](name, column, raw[column]).rename(canonical) for canonical, column in columns.items()]
     )

@@ -32,14 +32,12 @@ class RowError(DataError):
         return RowError(source, self.column, row, self.problem)
 
 
-class MissingColumnError(DataError):
-    """``source`` has no column ``column``; the message lists the columns it has (printable, at most
-    :data:`LISTED_COLUMNS`), so a file read with the wrong delimiter or a binary file still gives one line."""
-
-    def __init__(self, source: str, column: str, columns: Iterable[str]) -> None:
-        names = [printable(c) for c in columns]
-        listed = ", ".join(names[:LISTED_COLUMNS]) + (", ..." if len(names) > LISTED_COLUMNS else "")
-        super().__init__(f"{source}: missing column {column!r} (columns: {listed})")
+def missing_column(source: str, column: str, columns: Iterable[str]) -> DataError:
+    """The error for ``source`` having no column ``column``: it lists the columns it has (printable, at
+    most :data:`LISTED_COLUMNS`), so a file read with the wrong delimiter or a binary file still gives one line."""
+    names = [printable(c) for c in columns]
+    listed = ", ".join(names[:LISTED_COLUMNS]) + (", ..." if len(names) > LISTED_COLUMNS else "")
+    return DataError(f"{source}: missing column {column!r} (columns: {listed})")
 
 
 LISTED_COLUMNS = 20

@@ -27,7 +27,7 @@ import polars as pl
 import sqlalchemy as sa
 import sqlparse
 
-from embeddings.errors import ConfigError, DataError, MissingColumnError, first_line, missing_driver
+from embeddings.errors import ConfigError, DataError, first_line, missing_column, missing_driver
 
 Source = str | Path | pl.DataFrame
 
@@ -251,12 +251,12 @@ def _column_names(scan: pl.LazyFrame, name: str) -> list[str]:
 def _check_column(scan: pl.LazyFrame, column: str, name: str) -> None:
     columns = _column_names(scan, name)
     if column not in columns:
-        raise MissingColumnError(name, column, (c for c in columns if c != SOURCE_ROW))
+        raise missing_column(name, column, (c for c in columns if c != SOURCE_ROW))
 
 
 def _column(table: sa.Table, column: str, name: str) -> sa.Column:
     if column not in table.c:
-        raise MissingColumnError(name, column, table.c.keys())
+        raise missing_column(name, column, table.c.keys())
     return table.c[column]
 
 

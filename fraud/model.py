@@ -49,7 +49,7 @@ import polars as pl
 from embeddings import ddp
 from embeddings.data import bad_row, check_ids
 from embeddings.device import resolve_device
-from embeddings.errors import ConfigError, DataError, MissingColumnError, RowError
+from embeddings.errors import ConfigError, DataError, RowError, missing_column
 from embeddings.files import atomic_directory, format_tag, read_json, read_manifest
 from embeddings.launch import Launch
 from embeddings.sources import SOURCE_ROW, Source, describe_source, read_keys, read_table
@@ -149,7 +149,7 @@ def _checked(raw: pl.DataFrame, name: str, schema: TransactionSchema, transactio
     if transaction_id is None:
         return frame.with_columns(txn_id=pl.col("row").cast(pl.String))
     if transaction_id not in raw.columns:
-        raise MissingColumnError(name, transaction_id, raw.columns)
+        raise missing_column(name, transaction_id, raw.columns)
     ids = check_ids(name, transaction_id, raw[transaction_id]).cast(pl.String)
     return frame.with_columns(txn_id=ids.gather(frame["row"]))
 

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from embeddings.data import bad_row
-from embeddings.errors import MissingColumnError
+from embeddings.errors import missing_column
 from embeddings.files import atomic_output
 
 MAX_CATEGORIES = 10_000
@@ -51,7 +51,7 @@ class ItemAttributes:
         :class:`DataError` for a missing id column or a duplicated id (naming the row).
         """
         if id_column not in frame.columns:
-            raise MissingColumnError(name, id_column, frame.columns)
+            raise missing_column(name, id_column, frame.columns)
         ids = frame[id_column]
         duplicated = ids.is_duplicated()
         if duplicated.any():

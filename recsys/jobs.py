@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from embeddings import ray_engine
 from embeddings.checks import check_int
-from embeddings.errors import ConfigError, DataError, MissingColumnError
+from embeddings.errors import ConfigError, DataError, missing_column
 from embeddings.files import check_output_dir
 from embeddings.model import EmbeddingModel
 from embeddings.ray_engine import check_engine
@@ -104,7 +104,7 @@ def _training_inputs(source: Source, job: RecommenderJob, table: str | None, que
         missing = [c for c in job.attribute_columns if c not in attributes.columns]
         if missing:
             name = describe_source(job.attributes, table=job.attributes_table)
-            raise MissingColumnError(name, missing[0], attributes.columns)
+            raise missing_column(name, missing[0], attributes.columns)
         attributes = attributes.select(job.attribute_id or job.schema.item, *job.attribute_columns)
     return interactions, attributes
 

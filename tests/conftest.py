@@ -3,6 +3,8 @@
 Tests that touch the store run once per back-end of :mod:`tests.store_backends` (SQLite, and
 PostgreSQL when ``SEQEMB_TEST_DB_URL`` is set): a module marks them with
 ``pytestmark = pytest.mark.usefixtures("db_backend")``, or a test asks for ``store_url``.
+Tests marked ``cluster_store`` (jobs whose workers may sit on several hosts, which only a server
+store can serve) run once, on the server when the suite has one.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ torch.set_num_threads(1)
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "db_backend" in metafunc.fixturenames:
-        metafunc.parametrize("db_backend", BACKENDS, indirect=True)
+        cluster = metafunc.definition.get_closest_marker("cluster_store") is not None
+        metafunc.parametrize("db_backend", BACKENDS[-1:] if cluster else BACKENDS, indirect=True)
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from embeddings.data import bad_row, check_ids, check_nulls, check_weights
-from embeddings.errors import DataError, MissingColumnError
+from embeddings.errors import DataError, missing_column
 from embeddings.sources import describe_source, read_table
 from embeddings.vectors import as_key_list
 
@@ -24,7 +24,7 @@ def read_nodes(nodes: Any, node_column: str, type_column: str) -> tuple[pl.Serie
         if frame.height == 0:
             raise DataError(f"{name}: no rows")
         if node_column not in frame.columns:
-            raise MissingColumnError(name, node_column, frame.columns)
+            raise missing_column(name, node_column, frame.columns)
         ids = check_ids(name, node_column, frame[node_column])
         types = None
         if type_column in frame.columns:
@@ -57,7 +57,7 @@ def edge_rows(
         raise DataError(f"{name}: no rows")
     missing = [c for c in (src, dst, weight) if c is not None and c not in frame.columns]
     if missing:
-        raise MissingColumnError(name, missing[0], frame.columns)
+        raise missing_column(name, missing[0], frame.columns)
     s_ids, d_ids = check_ids(name, src, frame[src]), check_ids(name, dst, frame[dst])
     w = None if weight is None else check_weights(name, weight, frame[weight]).to_numpy()
     if s_ids.dtype != d_ids.dtype:

@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from embeddings.data import check_ids, check_weights
-from embeddings.errors import DataError, MissingColumnError, RowError
+from embeddings.errors import DataError, RowError, missing_column
 from embeddings.graph.graph import Graph
 from embeddings.sources import Source, describe_source, is_file, read_table, scan_batches, scan_columns
 from embeddings.vectors import Embeddings
@@ -98,7 +98,7 @@ def _card_merchant_edges(
             raise DataError(f"{name}: no rows")
         missing = [c for c in columns if c not in frame.columns]
         if missing:
-            raise MissingColumnError(name, missing[0], frame.columns)
+            raise missing_column(name, missing[0], frame.columns)
         batches = iter([frame])
     sums, rows = [], 0
     for batch in batches:

@@ -24,8 +24,9 @@ from tests.fraud import test_scoring
 from tests.ui.test_bad_input import invoke
 from ui.cli import app
 
-# Every test here runs on each store back-end (tests/store_backends.py).
-pytestmark = pytest.mark.usefixtures("db_backend")
+# Workers on a cluster share a server store: every test here runs on PostgreSQL when the suite has
+# one, else on SQLite (tests/conftest.py). The one-process job they compare with runs on both.
+pytestmark = [pytest.mark.usefixtures("db_backend"), pytest.mark.cluster_store]
 
 ROOT = Path(__file__).resolve().parents[2]
 # The one-process scoring tests' world, model and Parquet source (module fixtures), and their check.

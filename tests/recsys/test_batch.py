@@ -204,6 +204,7 @@ def test_resume_must_match_the_run(recommender: Recommender) -> None:
         recommend_batch(store, recommender, k=0, progress=False)
 
 
+@pytest.mark.cluster_store
 def test_a_batch_on_ray_writes_the_rows_of_the_one_process_batch(tmp_path_factory, ray_address) -> None:
     path = small_recommender(tmp_path_factory)
     recommender = Recommender.load(path)

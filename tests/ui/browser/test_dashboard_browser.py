@@ -51,6 +51,12 @@ def wait_filled(page, elem_id: str) -> None:
     idle(page)
 
 
+def drawn(page, elem_id: str) -> None:
+    """Wait until the plot ``elem_id`` has drawn (a canvas or svg in it): the plot renders after its
+    tab's tables, later still on a loaded machine."""
+    page.wait_for_selector(f"#{elem_id} canvas, #{elem_id} svg", state="attached")
+
+
 def table_header(page, elem_id: str) -> list[str]:
     return [h.strip() for h in page.locator(f"#{elem_id} thead th").all_inner_texts()]
 
@@ -98,7 +104,7 @@ def test_alerts_threshold_timeline_and_label(page, demo, tmp_path: Path) -> None
     )
     scores = [float(row[header.index("score")]) for row in rows]
     assert scores == sorted(scores, reverse=True)
-    assert page.locator("#alerts-histogram canvas, #alerts-histogram svg").count() > 0
+    drawn(page, "alerts-histogram")
 
     # The threshold slider says how many alerts it would raise.
     raised = page.locator("#alerts-would-raise")
@@ -123,7 +129,7 @@ def test_alerts_threshold_timeline_and_label(page, demo, tmp_path: Path) -> None
     wait_filled(page, "alert-top-steps")
     assert txn in page.get_by_text("Alert on card").inner_text()
     not_empty(page, "alert-top-steps", "alert-drivers", "alert-similar")
-    assert page.locator("#alert-errors canvas, #alert-errors svg").count() > 0
+    drawn(page, "alert-errors")
 
     # Mark it confirmed fraud: the label and the alert's new status are in the store.
     alert_id = page.locator("#alert-id textarea, #alert-id input").first.input_value()
@@ -201,7 +207,7 @@ def test_embeddings_neighbours_analogy_and_map(page, demo, tmp_path: Path) -> No
     store, result = demo
     open_tab(page, "Embeddings")
     wait_filled(page, "emb-neighbours")
-    assert page.locator("#emb-map canvas, #emb-map svg").count() > 0
+    drawn(page, "emb-map")
     items = result.items
     page.get_by_label("model").first.click()
     page.get_by_role("option", name=re.compile("sessions")).click()
