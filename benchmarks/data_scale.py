@@ -4,13 +4,16 @@ Data: a synthetic Parquet file per size (written untimed, streamed by polars, to
 ``user`` text ids ``u<k>`` (one user per 20 events), ``item`` text ids ``i<k>`` (100k items, the
 square of a uniform draw picks one, so a few are far more frequent), ``ts`` one second apart.
 
-Timed, each size in a fresh child process (so its peak RSS is its own): what ``seqemb item2vec``
-does before training, :func:`embeddings.event_stream.read_event_table` (the file streamed in
-batches of :data:`embeddings.sources.BATCH_ROWS`) then
-:func:`embeddings.data.build_sequences` with 30-minute sessions, keys put back. Beside it, up to
+Timed, each size in a fresh child process, what ``seqemb item2vec`` does with its defaults (no
+session gap: a user's whole history is one sequence, min length 2):
+:func:`embeddings.event_stream.read_event_table` (the file streamed in batches of
+:data:`embeddings.sources.BATCH_ROWS`), :func:`embeddings.data.build_sequences`, keys put back,
+then one epoch of item2vec (skip-gram, 64 dimensions, ``--threads`` numba threads). Beside it, up to
 ``--whole-max`` rows, the path every source took before: :func:`embeddings.data.read_events`
-(the file read whole) then the same build. The results: seconds, seconds per event, peak RSS
-and the bytes of the CSR arrays (int32 tokens + int64 offsets) built.
+(the file read whole), then the same build and epoch. The peak RSS is the child's, measured
+from outside (``os.wait4``). JSON keys per size (``1M``, ``10M``, ``100M``; the streamed path):
+``<size>_seconds``, ``<size>_peak_rss_bytes``, ``<size>_bytes_per_event`` (peak RSS / events);
+under ``sizes`` the stages' seconds, the CSR arrays' bytes and the read-whole figures.
 
 Targets: peak RSS <= 12 GiB at 100M rows; seconds per event at 100M within 1.3x of 10M.
 
@@ -22,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -58,12 +60,12 @@ def write_events(path: Path, rows: int, seed: int = 0) -> None:
     frame.sink_parquet(path)
 
 
-def build(path: str, mode: str) -> dict[str, Any]:
-    """One measured build (run in a child process): ``mode`` "stream" or "whole"."""
-    from datetime import timedelta
-
+def build(path: str, mode: str, threads: int) -> dict[str, Any]:
+    """One measured run (in a child process): ``mode`` "stream" or "whole"."""
     from embeddings.data import EventSchema, build_sequences, read_events
     from embeddings.event_stream import EventTable, read_event_table
+    from embeddings.sgns import item2vec
+    from embeddings.sgns_config import SGNSConfig
 
     schema = EventSchema(entity="user", item="item", timestamp="ts")
     started, cpu = time.perf_counter(), time.process_time()
@@ -72,15 +74,17 @@ def build(path: str, mode: str) -> dict[str, Any]:
     else:
         events, report = read_events(path, schema)
         table = EventTable(events, report)
-    built = table.keyed(build_sequences(table.events, session_gap=timedelta(minutes=30), min_length=2))
+    built = table.keyed(build_sequences(table.events, min_length=2))
+    read_s = time.perf_counter() - started
+    config = SGNSConfig(dim=64, epochs=1, workers=threads, backend="numba", device="cpu")
+    _, result = item2vec(built.sequences, built.vocab, config, progress=False)
     seconds = time.perf_counter() - started
     return {
         "mode": mode,
-        "rows": table.report.rows,
         "seconds": round(seconds, 3),
+        "read_and_build_s": round(read_s, 3),
+        "epoch_s": round(result.seconds, 3),
         "cpu_s": round(time.process_time() - cpu, 3),
-        "s_per_event": seconds / table.report.rows,
-        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
         "sequences": len(built.sequences),
         "tokens": built.sequences.n_tokens,
         "vocab": len(built.vocab),
@@ -88,12 +92,31 @@ def build(path: str, mode: str) -> dict[str, Any]:
     }
 
 
-def _child(path: Path, mode: str) -> dict[str, Any]:
-    code = f"import json, benchmarks.data_scale as b; print(json.dumps(b.build({str(path)!r}, {mode!r})))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
-    if done.returncode != 0:
-        return {"mode": mode, "failed": done.stderr.strip().splitlines()[-1:]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def _child(path: Path, mode: str, rows: int, threads: int) -> dict[str, Any]:
+    """:func:`build` in a child process, with the child's peak RSS as its parent sees it."""
+    code = f"import json, benchmarks.data_scale as b; print(json.dumps(b.build({str(path)!r}, {mode!r}, {threads})))"
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
+    out, err = child.stdout.read(), child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        return {"mode": mode, "failed": err.strip().splitlines()[-1:]}
+    measured = json.loads(out.strip().splitlines()[-1])
+    measured["rows"] = rows
+    measured["s_per_event"] = measured["seconds"] / rows
+    measured["peak_rss_bytes"] = usage.ru_maxrss * 1024  # Linux reports KiB
+    measured["peak_rss_gib"] = round(measured["peak_rss_bytes"] / 2**30, 3)
+    return measured
+
+
+def _label(rows: int) -> str:
+    return f"{rows // 1_000_000}M" if rows % 1_000_000 == 0 else str(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -102,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="rows of each events file")
     parser.add_argument("--whole-max", type=int, default=10_000_000, help="read whole only files up to this many rows")
     parser.add_argument("--folder", type=Path, help="where to write the files (default: a temp dir)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="numba threads of the epoch")
     args = parser.parse_args(argv)
     run = Run()
     results: dict[str, Any] = {"sizes": {}, "events_per_user": EVENTS_PER_USER, "items": ITEMS}
@@ -112,10 +136,15 @@ def main(argv: list[str] | None = None) -> None:
                 write_events(path, rows)
             measured = {"file_gib": round(path.stat().st_size / 2**30, 3), "load_at_start": os.getloadavg()[0]}
             with run.stage(f"build_{rows}"):
-                measured["stream"] = _child(path, "stream")
+                measured["stream"] = _child(path, "stream", rows, args.threads)
                 if rows <= args.whole_max:
-                    measured["whole"] = _child(path, "whole")
+                    measured["whole"] = _child(path, "whole", rows, args.threads)
             results["sizes"][str(rows)] = measured
+            stream = measured["stream"]
+            if "seconds" in stream:
+                results[f"{_label(rows)}_seconds"] = stream["seconds"]
+                results[f"{_label(rows)}_peak_rss_bytes"] = stream["peak_rss_bytes"]
+                results[f"{_label(rows)}_bytes_per_event"] = round(stream["peak_rss_bytes"] / rows, 1)
             path.unlink()
             line = ", ".join(
                 f"{m['mode']} {m['seconds']:.1f} s ({m['s_per_event'] * 1e9:.0f} ns/event), peak {m['peak_rss_gib']} GiB"

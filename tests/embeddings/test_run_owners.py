@@ -67,7 +67,8 @@ def test_a_job_killed_mid_save_reads_interrupted_and_the_next_job_sweeps_it(url:
     store = Store(url)
     run_id = _killed_during_save(url)
     assert len(_temporaries()) == 1  # the half-written model directory
-    stored = store.engine.connect().execute(runs_table.select().where(runs_table.c.run_id == run_id)).one()
+    with store.engine.connect() as conn:  # closed here: an open one would keep a lock on runs on PostgreSQL
+        stored = conn.execute(runs_table.select().where(runs_table.c.run_id == run_id)).one()
     assert stored.status == "running"  # nothing in the store changed yet...
     assert store.get_run(run_id)["status"] == "interrupted"  # ...but its process is gone
     listed = CliRunner().invoke(app, ["runs", "--db", url])
