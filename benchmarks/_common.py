@@ -82,6 +82,11 @@ class Run:
         print(f"wrote {path}")
 
 
+def size_label(n: int) -> str:
+    """A size as the benchmark JSON keys name it: ``10M`` for ten million, else the number."""
+    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else str(n)
+
+
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import polars as pl
 
-from benchmarks._common import Run
+from benchmarks._common import Run, size_label
 
 SIZES = (1_000_000, 10_000_000, 100_000_000)
 EVENTS_PER_USER = 20
@@ -98,25 +98,20 @@ def _child(path: Path, mode: str, rows: int, threads: int) -> dict[str, Any]:
     child = subprocess.Popen(
         [sys.executable, "-c", code],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one pipe read to its end: two could fill and block the child
         text=True,
         cwd=Path(__file__).parents[1],
     )
-    out, err = child.stdout.read(), child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        return {"mode": mode, "failed": err.strip().splitlines()[-1:]}
-    measured = json.loads(out.strip().splitlines()[-1])
+    lines = child.stdout.read().strip().splitlines()
+    _, status, usage = os.wait4(child.pid, 0)  # reaps the child, with its own resource usage
+    if os.waitstatus_to_exitcode(status) != 0:
+        return {"mode": mode, "failed": lines[-1:]}
+    measured = json.loads(lines[-1])
     measured["rows"] = rows
     measured["s_per_event"] = measured["seconds"] / rows
     measured["peak_rss_bytes"] = usage.ru_maxrss * 1024  # Linux reports KiB
     measured["peak_rss_gib"] = round(measured["peak_rss_bytes"] / 2**30, 3)
     return measured
-
-
-def _label(rows: int) -> str:
-    return f"{rows // 1_000_000}M" if rows % 1_000_000 == 0 else str(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,9 +137,9 @@ def main(argv: list[str] | None = None) -> None:
             results["sizes"][str(rows)] = measured
             stream = measured["stream"]
             if "seconds" in stream:
-                results[f"{_label(rows)}_seconds"] = stream["seconds"]
-                results[f"{_label(rows)}_peak_rss_bytes"] = stream["peak_rss_bytes"]
-                results[f"{_label(rows)}_bytes_per_event"] = round(stream["peak_rss_bytes"] / rows, 1)
+                results[f"{size_label(rows)}_seconds"] = stream["seconds"]
+                results[f"{size_label(rows)}_peak_rss_bytes"] = stream["peak_rss_bytes"]
+                results[f"{size_label(rows)}_bytes_per_event"] = round(stream["peak_rss_bytes"] / rows, 1)
             path.unlink()
             line = ", ".join(
                 f"{m['mode']} {m['seconds']:.1f} s ({m['s_per_event'] * 1e9:.0f} ns/event), peak {m['peak_rss_gib']} GiB"

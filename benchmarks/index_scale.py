@@ -40,7 +40,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from benchmarks._common import Run
+from benchmarks._common import Run, size_label
 from benchmarks.index_recall import batch_qps, make_sessions, recall_at_k, train_item_vectors
 from embeddings.index import VectorIndex
 from embeddings.vectors import unit_rows
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
             nlist = 4096 if n > 2_000_000 else round(4 * np.sqrt(n))
             with run.stage(f"size_{n}"):
                 measured = run_size(n, mixture, Path(tmp), args.seed, nlist)
-            label = f"{n // 1_000_000}M" if n % 1_000_000 == 0 else str(n)
+            label = size_label(n)
             results[label] = measured
             for kind, row in measured.items():
                 for key in ("recall10", "bytes_per_vector", "speedup"):
